@@ -1,0 +1,46 @@
+# The whole set-up on a fresh machine is `make run` or `make test`: both create
+# .venv once (torch pinned to the CPU build through constraints.txt).
+PY        ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+PIP       := $(BIN)/pip install --constraint constraints.txt
+EXTRAS    ?= test
+
+.PHONY: setup run test test-unit test-integration test-learning bench bench-sb3 lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, alone: nothing later may resolve a newer (CUDA) build.
+	$(PIP) --quiet torch==2.13.0
+	$(PIP) --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+# The main job on embedded defaults: local Ray in process, MLflow in sqlite:///mlflow.db.
+run: setup
+	$(BIN)/rlfrontier train soft_q --env CartPole-v1 --stop-timesteps 30000 --seed 0
+
+test: setup
+	$(BIN)/python -m pytest tests -x -q --timeout=900
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit -q
+
+test-integration: setup
+	$(BIN)/python -m pytest tests/integration -q
+
+test-learning: setup
+	$(BIN)/python -m pytest tests/learning -q
+
+bench: setup
+	$(BIN)/pip install --constraint constraints.txt --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/cartpole_soft_q.py --seeds 5
+
+lint: setup
+	$(BIN)/python -m ruff check rlfrontier algorithms tests benchmarks
+
+clean:
+	rm -rf $(VENV) *.egg-info

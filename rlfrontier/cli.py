@@ -1,0 +1,215 @@
+"""The `rlfrontier` command line (see README: Command line)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from rlfrontier.validation import BadInput
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, as for every bad input
+        raise BadInput(f"{self.prog}: {message}")
+
+
+def _json_default(value: Any):
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    print(json.dumps(_clean(obj), default=_json_default), flush=True)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="last line of stdout is one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rlfrontier", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("algos", help="list the algorithms")
+    _add_common(p)
+    p = sub.add_parser("envs", help="list the environments")
+    p.add_argument("--all", action="store_true", help="every gymnasium id, not just the project's and classic control")
+    _add_common(p)
+
+    p = sub.add_parser("train", help="train one algorithm on one env (one Tune trial, tracked in MLflow)")
+    p.add_argument("algo")
+    p.add_argument("--env", required=True)
+    p.add_argument("--env-config", nargs="*", default=[], metavar="K=V")
+    p.add_argument("--config", dest="config_file", metavar="FILE.yaml", help="AlgorithmConfig settings")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], action="extend", metavar="K=V")
+    p.add_argument("--stop-timesteps", type=int)
+    p.add_argument("--stop-iters", type=int)
+    p.add_argument("--stop-reward", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--num-env-runners", type=int)
+    p.add_argument("--num-envs-per-env-runner", type=int)
+    p.add_argument("--num-learners", type=int)
+    p.add_argument("--gpus-per-learner", type=float)
+    p.add_argument("--eval-interval", type=int, default=2, help="iterations between evaluations (0: none)")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--checkpoint-every", type=int, default=10, help="iterations between checkpoints")
+    p.add_argument("--restore", metavar="CHECKPOINT", help="continue a run, or fine-tune its policy on another env")
+    p.add_argument("--demos", metavar="PATH", help="demonstrations (algorithms that learn from them)")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--experiment", default="rlfrontier", help="MLflow experiment name")
+    p.add_argument("--storage-path", default="ray_results", help="Tune storage (checkpoints)")
+    p.add_argument("--max-failures", type=int, default=0, help="trial restarts from its last checkpoint")
+    p.add_argument("--verbose", action="store_true", help="show Ray's and RLlib's own logs")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_common(p)
+
+    p = sub.add_parser("evaluate", help="run a checkpoint's greedy policy")
+    p.add_argument("checkpoint")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--env", help="another env with the same spaces (default: the checkpoint's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--explore", action="store_true", help="sample the exploration policy instead")
+    _add_common(p)
+    return parser
+
+
+def cmd_algos(args) -> int:
+    from rlfrontier.registry import ALGORITHMS
+
+    rows = [
+        {"name": s.name, "source": s.source, "action_spaces": list(s.action_spaces), "summary": s.summary}
+        for s in ALGORITHMS.values()
+    ]
+    for r in rows:
+        print(f"{r['name']:<10} {r['source']:<11} {'/'.join(r['action_spaces']):<14} {r['summary']}")
+    if args.json:
+        emit_json({"algorithms": rows})
+    return EXIT_OK
+
+
+def cmd_envs(args) -> int:
+    from rlfrontier import envs
+
+    rows = envs.list_envs()
+    if not args.all:
+        rows = [r for r in rows if r["source"] == "rlfrontier" or "classic_control" in (r["entry_point"] or "")]
+    for r in rows:
+        print(f"{r['id']:<40} {r['source']:<11} max_episode_steps={r['max_episode_steps']}")
+    if args.json:
+        emit_json({"envs": rows})
+    return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from rlfrontier import configure, runs
+
+    if args.demos:
+        raise BadInput(f"--demos {args.demos!r}: {args.algo} does not learn from demonstrations")
+    train_args = runs.TrainArgs(
+        algo=args.algo,
+        env=args.env,
+        env_config=configure.parse_assignments(args.env_config, flag="--env-config"),
+        overrides=configure.parse_assignments(args.overrides, flag="--set"),
+        config_file=args.config_file,
+        seed=args.seed,
+        stop=configure.StopCriteria(args.stop_timesteps, args.stop_iters, args.stop_reward),
+        num_env_runners=args.num_env_runners,
+        num_envs_per_env_runner=args.num_envs_per_env_runner,
+        num_learners=args.num_learners,
+        gpus_per_learner=args.gpus_per_learner,
+        eval_interval=args.eval_interval,
+        eval_episodes=args.eval_episodes,
+        checkpoint_every=args.checkpoint_every,
+        restore=args.restore,
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        storage_path=args.storage_path,
+        max_failures=args.max_failures,
+        verbose=args.verbose,
+        quiet=args.quiet,
+    )
+    try:
+        summary = runs.train(train_args)
+    except runs.RunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.json:
+            emit_json(exc.summary)
+        return EXIT_FAILED
+    ev = summary["eval_return_mean"]
+    print(
+        f"done: {summary['algo']} on {summary['env']} (seed {summary['seed']}): "
+        f"{summary['env_steps']:,} env steps in {summary['train_wall_s']:.1f} s "
+        f"({summary['env_steps_per_s']:,.0f} steps/s), eval return "
+        f"{'-' if ev is None else format(ev, '.1f')}"
+    )
+    print(f"checkpoint: {summary['checkpoint']}")
+    print(f"MLflow run: {summary['mlflow_run_id']} in experiment {summary['experiment']!r} at {summary['tracking_uri']}")
+    if summary["tracking_uri"].startswith("sqlite:///"):
+        print("  look at it: mlflow ui --backend-store-uri " + summary["tracking_uri"])
+    if args.json:
+        emit_json(summary)
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from rlfrontier import evaluation
+
+    out = evaluation.evaluate(
+        args.checkpoint, episodes=args.episodes, env=args.env, seed=args.seed, explore=args.explore
+    )
+    print(
+        f"{out['episodes']} episodes of {out['env']}: return {out['return_mean']:.1f} "
+        f"+- {out['return_std']:.1f} (min {out['return_min']:.1f}, max {out['return_max']:.1f})"
+    )
+    if args.json:
+        emit_json(out)
+    return EXIT_OK
+
+
+COMMANDS = {"algos": cmd_algos, "envs": cmd_envs, "train": cmd_train, "evaluate": cmd_evaluate}
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """RLlib's start-up warnings (new API stack, gputil) are noise on a CLI."""
+    import logging
+
+    import ray.rllib  # noqa: F401 - configures its loggers on import; override after
+
+    if not verbose:
+        for name in ("ray.rllib", "ray.tune", "ray.train", "mlflow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        _quiet_libraries(getattr(args, "verbose", False))
+        return COMMANDS[args.command](args)
+    except BadInput as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
