@@ -8,6 +8,7 @@ so `train` exits 2 without starting Ray or writing anything.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,28 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from rlfrontier import envs
 from rlfrontier.registry import AlgoSpec, get_algorithm
 from rlfrontier.validation import BadInput, check_range
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads 1e-3 (no dot) as a string; accept it as a float, as 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
 
 # Fields of AlgorithmConfig that the command line owns through its own flags.
 _CLI_OWNED = {"env", "env_config", "seed"}
@@ -33,7 +56,7 @@ def parse_assignments(pairs: list[str] | None, *, flag: str) -> dict[str, Any]:
         if not sep or not key:
             raise BadInput(f"{flag} {pair!r} is not key=value")
         try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else None
+            out[key] = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
             raise BadInput(f"{flag} {key}={raw!r} is not a valid value: {_first_line(exc)}") from None
     return out
@@ -44,7 +67,7 @@ def load_yaml_mapping(path: str | Path, *, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise BadInput(f"{what} file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -72,7 +95,14 @@ def apply_overrides(config: AlgorithmConfig, overrides: dict[str, Any], *, sourc
         if isinstance(current, dict) and isinstance(value, dict):
             value = {**current, **value}
         try:
-            config.update_from_dict({key: value})
+            if key == "model_config":  # a read-only property; its setter is rl_module()
+                if not isinstance(value, dict):
+                    raise TypeError("model_config must be a mapping")
+                config.rl_module(model_config={**config._model_config, **value})
+            else:
+                config.update_from_dict({key: value})
+        except AttributeError:
+            raise BadInput(f"{source}: {key!r} is derived by RLlib and cannot be set") from None
         except (TypeError, ValueError) as exc:
             raise BadInput(f"{source}: {key}={value!r} rejected: {_first_line(exc)}") from None
 
@@ -136,7 +166,11 @@ def build_config(
     """Builds and validates the AlgorithmConfig; returns (spec, config, applied overrides)."""
     spec = get_algorithm(algo)
     env_config = dict(env_config or {})
-    envs.check_env(env, env_config)
+    _, action_space = envs.check_env(env, env_config)
+    if type(action_space).__name__ not in spec.action_spaces:
+        raise BadInput(
+            f"{algo} needs a {' or '.join(spec.action_spaces)} action space; {env} has {action_space}"
+        )
     config = spec.make_config()
     config.environment(env, env_config=env_config)
     config.debugging(seed=seed)

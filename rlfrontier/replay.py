@@ -61,10 +61,12 @@ def transitions_from_episodes(
         steps = np.arange(t_len)
         end = np.minimum(steps + n_step, t_len)
         k = end - steps
-        # Discounted sum of rewards t .. end-1 via a reversed cumulative sum.
-        disc = gamma ** np.arange(t_len, dtype=np.float64)
-        cum = np.concatenate([[0.0], np.cumsum(rewards * disc)])
-        n_step_returns = (cum[end] - cum[steps]) / disc[steps]
+        # R_t = sum_{j < k_t} gamma^j r_{t+j}, a windowed sum over the n offsets
+        # (exact for any gamma, including 0, and any chunk length).
+        n_step_returns = np.zeros(t_len, dtype=np.float64)
+        for j in range(n_step):
+            valid = steps + j < end
+            n_step_returns[valid] += (gamma**j) * rewards[steps[valid] + j]
         discounts = gamma**k
         if terminated:
             discounts = np.where(end == t_len, 0.0, discounts)

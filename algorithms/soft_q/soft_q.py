@@ -141,9 +141,10 @@ class SoftQConfig(AlgorithmConfig):
         return self
 
     def validate(self) -> None:
-        super().validate()
+        # Own checks first: their messages name the field and the allowed range.
         check_range("gamma", self.gamma, 0.0, 1.0)
-        check_range("lr", self.lr, 0.0, None, low_open=True)
+        if not isinstance(self.lr, (list, tuple)):  # RLlib also takes an lr schedule
+            check_range("lr", self.lr, 0.0, None, low_open=True)
         check_range("alpha", self.alpha, 0.0, None, low_open=True)
         check_range("alpha_lr", self.alpha_lr, 0.0, None, low_open=True)
         check_range("target_entropy_ratio", self.target_entropy_ratio, 0.0, 1.0)
@@ -164,6 +165,7 @@ class SoftQConfig(AlgorithmConfig):
         check_range("train_batch_size_per_learner", self.train_batch_size_per_learner, 1, None, integer=True)
         for flag in ("learn_alpha", "twin_q", "prioritized_replay"):
             check_choice(flag, getattr(self, flag), (True, False))
+        super().validate()
 
     def resolved_target_entropy(self, num_actions: int) -> float:
         """Target entropy in nats: target_entropy_ratio * log|A|."""

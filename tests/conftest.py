@@ -1,0 +1,94 @@
+"""Shared fixtures: run the real CLI, start a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+RLFRONTIER = str(BIN / "rlfrontier")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs `rlfrontier ARGS` in `cwd`; returns the finished process (text output)."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("RAY_ADDRESS", None)
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [RLFRONTIER, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def last_json(stdout: str) -> dict:
+    lines = [line for line in stdout.strip().splitlines() if line.strip()]
+    assert lines, "no stdout"
+    return json.loads(lines[-1])
+
+
+class MlflowServer:
+    """A real `mlflow server` process on SQLite with a local artifact store."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.root / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "mlflow"), "server",
+                "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                "--artifacts-destination", str(self.root / "artifacts"),
+                "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            ],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {(self.root / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.uri + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("mlflow server did not answer /health within 90 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            # Its own process group (start_new_session): the gunicorn/uvicorn
+            # workers go with it; nothing else on the machine is touched.
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    server = MlflowServer(tmp_path / "mlflow_server")
+    server.start()
+    yield server
+    server.stop()

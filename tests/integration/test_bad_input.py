@@ -1,0 +1,54 @@
+"""Bad input: exit 2, one line naming the bad value, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import free_port, run_cli
+
+pytestmark = pytest.mark.integration
+
+BASE = ["train", "soft_q", "--env", "CartPole-v1", "--stop-timesteps", "1000"]
+
+
+def _bad_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("lr: [0.1, 0.2\ngamma: 0.9\n")
+    return [*BASE, "--config", str(path)], "bad.yaml"
+
+
+def _unknown_key_yaml(tmp_path):
+    path = tmp_path / "unknown.yaml"
+    path.write_text("learning_rate_typo: 0.1\n")
+    return [*BASE, "--config", str(path)], "learning_rate_typo"
+
+
+CASES = {
+    "unknown algorithm": lambda tmp: (["train", "soft_qq", "--env", "CartPole-v1", "--stop-timesteps", "10"], "soft_qq"),
+    "unknown env": lambda tmp: (["train", "soft_q", "--env", "CartPoel-v1", "--stop-timesteps", "10"], "CartPoel-v1"),
+    "out of range": lambda tmp: ([*BASE, "--set", "gamma=2"], "gamma=2"),
+    "wrong type": lambda tmp: ([*BASE, "--set", "lr=fast"], "lr="),
+    "malformed config": _bad_yaml,
+    "unknown config key": _unknown_key_yaml,
+    "no stop criterion": lambda tmp: (["train", "soft_q", "--env", "CartPole-v1"], "--stop-timesteps"),
+    "negative budget": lambda tmp: (["train", "soft_q", "--env", "CartPole-v1", "--stop-timesteps", "-5"], "--stop-timesteps=-5"),
+    "unreachable tracking server": lambda tmp: ([*BASE, "--tracking-uri", f"http://127.0.0.1:{free_port()}"], "127.0.0.1"),
+    "file tracking store": lambda tmp: ([*BASE, "--tracking-uri", str(tmp / "mlruns")], "mlruns"),
+    "missing checkpoint": lambda tmp: ([*BASE, "--restore", str(tmp / "nope")], "nope"),
+    "evaluate missing checkpoint": lambda tmp: (["evaluate", str(tmp / "nope")], "nope"),
+    "unknown command flag": lambda tmp: ([*BASE, "--no-such-flag"], "--no-such-flag"),
+    "bad env-config": lambda tmp: (["train", "soft_q", "--env", "CartPole-v1", "--env-config", "no_such_kwarg=1", "--stop-timesteps", "10"], "no_such_kwarg"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_exits_2_with_one_line(case, tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    args, needle = CASES[case](tmp_path)
+    proc = run_cli(*args, cwd=cwd, timeout=120)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
+    assert list(cwd.iterdir()) == [], "bad input must not write anything"

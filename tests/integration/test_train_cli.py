@@ -1,0 +1,118 @@
+"""`rlfrontier train` and `evaluate` end to end: real Ray, real Tune, real MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.conftest import last_json, run_cli
+
+pytestmark = pytest.mark.integration
+
+SHORT = ["--stop-timesteps", "3000", "--eval-interval", "2", "--eval-episodes", "5"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short soft_q run in its own folder, default tracking (sqlite:///mlflow.db)."""
+    cwd = tmp_path_factory.mktemp("train")
+    proc = run_cli("train", "soft_q", "--env", "CartPole-v1", "--seed", "3", *SHORT, "--json", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cwd, last_json(proc.stdout), proc
+
+
+def test_train_reports_the_json_contract(trained):
+    _, summary, _ = trained
+    for key in ("algo", "env", "seed", "env_steps", "iterations", "episode_return_mean",
+                "eval_return_mean", "wall_s", "env_steps_per_s", "checkpoint", "mlflow_run_id", "metrics"):
+        assert key in summary, key
+    assert summary["algo"] == "soft_q" and summary["env"] == "CartPole-v1" and summary["seed"] == 3
+    assert summary["env_steps"] >= 3000
+    assert summary["status"] == "FINISHED"
+    assert summary["eval_return_mean"] is not None
+    assert {"alpha", "policy_entropy"} <= set(summary["metrics"])
+    assert Path(summary["checkpoint"], "rlfrontier.json").is_file()
+
+
+def test_train_shows_progress_and_where_things_are(trained):
+    _, summary, proc = trained
+    assert "steps/s" in proc.stderr and "ETA" in proc.stderr
+    assert summary["checkpoint"] in proc.stdout
+    assert summary["mlflow_run_id"] in proc.stdout
+
+
+def test_default_tracking_store_holds_the_run(trained):
+    cwd, summary, _ = trained
+    client = mlflow.MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags["algo"] == "soft_q" and tags["env"] == "CartPole-v1" and tags["seed"] == "3"
+    for key in ("git_commit", "ray_version", "torch_version"):
+        assert tags[key]
+    assert float(run.data.params["gamma"]) == pytest.approx(0.99)
+    assert len(run.data.params) > 50
+    history = client.get_metric_history(run.info.run_id, "episode_return_mean")
+    assert len(history) >= 2 and sorted(m.step for m in history) == [m.step for m in history]
+    assert "learners/default_policy/qf_loss" in run.data.metrics
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"checkpoint", "config.yaml", "summary.json", "learning_curve.png"} <= top
+    ckpt = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
+    assert "checkpoint/rlfrontier.json" in ckpt and "checkpoint/learner_group" in ckpt
+    summary_json = json.loads(Path(client.download_artifacts(run.info.run_id, "summary.json", str(cwd))).read_text())
+    assert summary_json["status"] == "FINISHED" and summary_json["env_steps"] == summary["env_steps"]
+
+
+def test_evaluate_reproduces_the_final_evaluation(trained):
+    cwd, summary, _ = trained
+    proc = run_cli("evaluate", summary["checkpoint"], "--episodes", "5", "--json", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = last_json(proc.stdout)
+    assert out["episodes"] == 5 and len(out["returns"]) == 5
+    # Greedy policy, same weights: the same level of return as the run's last
+    # evaluation (different episode seeds, so not bit-identical).
+    assert out["return_mean"] == pytest.approx(summary["eval_return_mean"], rel=0.35, abs=15)
+    again = last_json(run_cli("evaluate", summary["checkpoint"], "--episodes", "5", "--json", cwd=cwd).stdout)
+    assert again["returns"] == out["returns"], "same seed, same greedy policy: same returns"
+
+
+def test_restore_continues_the_run(trained):
+    cwd, summary, _ = trained
+    proc = run_cli(
+        "train", "soft_q", "--env", "CartPole-v1", "--seed", "3", "--restore", summary["checkpoint"],
+        "--stop-timesteps", "5000", "--eval-interval", "0", "--json", cwd=cwd,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = last_json(proc.stdout)
+    # Counters come back with the state: the run goes on from where it stopped.
+    assert summary["env_steps"] < resumed["env_steps"] < summary["env_steps"] + 4000
+
+
+def test_restore_fine_tunes_on_another_env_with_the_same_spaces(trained):
+    cwd, summary, _ = trained
+    # No learning (warm-up longer than the run): the fine-tuned checkpoint must
+    # hold exactly the restored weights, so its greedy returns match.
+    proc = run_cli(
+        "train", "soft_q", "--env", "CartPole-v0", "--seed", "4", "--restore", summary["checkpoint"],
+        "--stop-iters", "1", "--eval-interval", "0",
+        "--set", "num_steps_sampled_before_learning_starts=100000", "--json", cwd=cwd,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tuned = last_json(proc.stdout)
+    assert tuned["env"] == "CartPole-v0" and tuned["env_steps"] < 2000
+    base = last_json(run_cli("evaluate", summary["checkpoint"], "--env", "CartPole-v0", "--episodes", "5", "--json", cwd=cwd).stdout)
+    new = last_json(run_cli("evaluate", tuned["checkpoint"], "--episodes", "5", "--json", cwd=cwd).stdout)
+    assert new["env"] == "CartPole-v0"
+    assert new["returns"] == base["returns"]
+
+
+def test_rllib_baselines_train_by_name(tmp_path):
+    proc = run_cli("train", "dqn", "--env", "CartPole-v1", "--seed", "0", "--stop-iters", "2",
+                   "--eval-interval", "0", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = last_json(proc.stdout)
+    assert out["algo"] == "dqn" and out["iterations"] == 2 and out["env_steps"] > 0
+    assert Path(out["checkpoint"]).is_dir()
