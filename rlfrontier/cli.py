@@ -80,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_common(p)
 
+    p = sub.add_parser("tune", help="a Ray Tune search from a YAML file (see tune_configs/README.md)")
+    p.add_argument("file", metavar="TUNE_CONFIG.yaml")
+    p.add_argument("--num-samples", type=int, help="override the file's num_samples")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search (finished trials are kept)")
+    p.add_argument("--register", metavar="NAME", help="register the best checkpoint in the MLflow model registry (alias 'best')")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--storage-path", default="ray_results", help="Tune storage (local folder or s3://, gs://)")
+    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    _add_common(p)
+
     p = sub.add_parser("evaluate", help="run a checkpoint's greedy policy")
     p.add_argument("checkpoint")
     p.add_argument("--episodes", type=int, default=10)
@@ -169,6 +181,38 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
+def cmd_tune(args) -> int:
+    from rlfrontier import tuning
+
+    spec = tuning.load_search(args.file, num_samples=args.num_samples)
+    summary = tuning.run_search(
+        spec, resume=args.resume, address=args.address, tracking_uri=args.tracking_uri,
+        storage_path=args.storage_path, register=args.register, verbose=args.verbose, quiet=args.quiet,
+    )
+    for t in summary["trials"]:
+        value = t.get(spec.metric)
+        print(f"{t['trial_id']}  {t['status']:<10} {spec.metric}={'-' if value is None else format(value, '.2f')}  "
+              f"steps={t['env_steps']}  config={t['config']}")
+    best = summary["best"]
+    if best:
+        print(f"best: {best['trial_id']} {spec.metric}={best[spec.metric]} checkpoint: {best['checkpoint']}")
+        print(f"MLflow run: {best['mlflow_run_id']} in experiment {spec.experiment!r} at {summary['tracking_uri']}")
+    if summary.get("registered_model"):
+        reg = summary["registered_model"]
+        print(f"registered: models:/{reg['name']}@{reg['alias']} (version {reg['version']})")
+    failed = summary["num_errored"] or summary.get("tracking_errors") or best is None
+    if summary.get("tracking_errors"):
+        print(f"error: MLflow at {summary['tracking_uri']} did not take {len(summary['tracking_errors'])} "
+              f"request(s) (first: {summary['tracking_errors'][0]}); results under {summary['experiment_path']}",
+              file=sys.stderr)
+    elif failed:
+        print(f"error: {summary['num_errored']} of {summary['num_trials']} trials failed; "
+              f"resume with: rlfrontier tune {args.file} --resume", file=sys.stderr)
+    if args.json:
+        emit_json(summary)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def cmd_evaluate(args) -> int:
     from rlfrontier import evaluation
 
@@ -184,14 +228,15 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"algos": cmd_algos, "envs": cmd_envs, "train": cmd_train, "evaluate": cmd_evaluate}
+COMMANDS = {"algos": cmd_algos, "envs": cmd_envs, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate}
 
 
 def _quiet_libraries(verbose: bool) -> None:
     """RLlib's start-up warnings (new API stack, gputil) are noise on a CLI."""
     import logging
 
-    import ray.rllib  # noqa: F401 - configures its loggers on import; override after
+    import mlflow  # noqa: F401 - both configure their loggers on import; override after
+    import ray.rllib  # noqa: F401
 
     if not verbose:
         for name in ("ray.rllib", "ray.tune", "ray.train", "mlflow"):

@@ -119,7 +119,7 @@ def prepare(args: TrainArgs) -> dict[str, Any]:
     }
 
 
-def _config_params(config) -> dict[str, Any]:
+def config_params(config) -> dict[str, Any]:
     """The flattened config for MLflow params (JSON-able values only)."""
     flat = tracking.flatten(config.to_dict())
     out = {}
@@ -134,7 +134,7 @@ def _config_params(config) -> dict[str, Any]:
     return out
 
 
-def _config_yaml(config) -> str:
+def config_yaml(config) -> str:
     data = {}
     for key, value in config.to_dict().items():
         try:
@@ -143,6 +143,13 @@ def _config_yaml(config) -> str:
         except yaml.YAMLError:
             data[key] = repr(value)
     return yaml.safe_dump(data, sort_keys=True)
+
+
+def resolve_storage(storage_path: str) -> str:
+    """Local folders become absolute; URIs (s3://, gs://, ...) pass through untouched."""
+    if "://" in storage_path:
+        return storage_path
+    return str(Path(storage_path).resolve())
 
 
 def run_name(algo: str, env: str) -> str:
@@ -171,8 +178,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
         tracking_uri=prepared["tracking_uri"],
         experiment=args.experiment,
         tags=tags,
-        params=_config_params(config),
-        config_yaml=_config_yaml(config),
+        params=config_params(config),
+        config_yaml=config_yaml(config),
         run_name=lambda trial: name,
     )
     callbacks = [tracker]
@@ -195,7 +202,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         param_space={},
         run_config=tune.RunConfig(
             name=name,
-            storage_path=str(Path(args.storage_path).resolve()),
+            storage_path=resolve_storage(args.storage_path),
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
             failure_config=tune.FailureConfig(max_failures=args.max_failures),

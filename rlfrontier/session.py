@@ -18,7 +18,8 @@ def init_ray(address: str | None = None, *, verbose: bool = False) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs = {"log_to_driver": verbose, "logging_level": "INFO" if verbose else "WARNING"}
-    if address and address != "local":
+    if address and address not in ("local", "auto"):
+        check_reachable(address)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -26,6 +27,23 @@ def init_ray(address: str | None = None, *, verbose: bool = False) -> None:
             raise BadInput(f"Ray cluster at {address!r} is unreachable: {first}") from None
     else:
         ray.init(include_dashboard=False, **kwargs)
+
+
+def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:
+    """A TCP connect to the head before ray.init, which would otherwise retry for minutes."""
+    import socket
+    from urllib.parse import urlparse
+
+    target = address if "://" in address else f"ray://{address}"
+    parsed = urlparse(target)
+    host, port = parsed.hostname, parsed.port
+    if not host or not port:
+        raise BadInput(f"Ray address {address!r} is not host:port (or ray://host:port, http://host:port)")
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise BadInput(f"Ray cluster at {address!r} is unreachable: {exc.strerror or exc}") from None
 
 
 @lru_cache(maxsize=1)

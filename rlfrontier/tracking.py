@@ -119,6 +119,7 @@ class MLflowTracking(Callback):
         config_yaml: str,
         run_name: Callable[[Any], str] = lambda trial: trial.trial_id,
         flush_every_s: float = 5.0,
+        config_as_metrics: bool = False,
     ):
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -127,6 +128,9 @@ class MLflowTracking(Callback):
         self.config_yaml = config_yaml
         self.run_name = run_name
         self.flush_every_s = flush_every_s
+        # PBT changes hyperparameters mid-trial: params are write-once in
+        # MLflow, so the trial's current config is logged as metrics too.
+        self.config_as_metrics = config_as_metrics
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.records: dict[str, TrialRecord] = {}
         self.failures: list[str] = []
@@ -189,6 +193,11 @@ class MLflowTracking(Callback):
         step = int(result.get(T.ENV_STEPS, result.get("training_iteration", 0)) or 0)
         now_ms = int(time.time() * 1000)
         record.pending += [Metric(k, v, now_ms, step) for k, v in numeric_metrics(result).items()]
+        if self.config_as_metrics:
+            record.pending += [
+                Metric(f"config/{k}", v, now_ms, step)
+                for k, v in numeric_metrics(trial.config or {}).items()
+            ]
         record.curve.append((step, result.get(T.EPISODE_RETURN_MEAN), result.get(T.EVAL_RETURN_MEAN)))
         if time.monotonic() - record.last_flush >= self.flush_every_s:
             self._flush(record)
@@ -208,6 +217,41 @@ class MLflowTracking(Callback):
             record = self.records.get(trial.trial_id)
             if record and record.run_id and not record.closed:
                 self._finish(trial, status="KILLED")
+
+    # Search results ---------------------------------------------------------------
+    def run_id_of(self, trial_id: str | None) -> str | None:
+        record = self.records.get(trial_id) if trial_id else None
+        return record.run_id if record else None
+
+    def mark_best(self, run_id: str, *, metric: str, value: Any, register: str | None = None) -> dict | None:
+        """Tags the best trial's run; with `register`, registers its checkpoint.
+
+        The registered model version points at the run's `checkpoint` artifact
+        and gets the alias "best" (MLflow model registry aliases).
+        """
+        self._call("best-trial tag", lambda: self.client.set_tag(run_id, "best_trial", "true"))
+        if value is not None:
+            self._call("best-trial tag", lambda: self.client.set_tag(run_id, f"best_{metric}", str(value)))
+        if not register:
+            return None
+
+        def do_register():
+            from mlflow.exceptions import MlflowException
+
+            try:
+                self.client.create_registered_model(register)
+            except MlflowException as exc:
+                if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                    raise
+            run = self.client.get_run(run_id)
+            version = self.client.create_model_version(
+                register, source=f"{run.info.artifact_uri}/checkpoint", run_id=run_id,
+                tags={"metric": metric, "value": str(value)},
+            )
+            self.client.set_registered_model_alias(register, "best", version.version)
+            return {"name": register, "version": version.version, "alias": "best", "run_id": run_id}
+
+        return self._call(f"model registration {register!r}", do_register)
 
     # Internals ------------------------------------------------------------------
     def _flush(self, record: TrialRecord) -> None:

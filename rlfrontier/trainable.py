@@ -139,7 +139,9 @@ def train_loop(
                 result["evaluation"] = algo.evaluate()
                 last_eval = _eval_return(result)
                 summary[EVAL_RETURN_MEAN] = last_eval
-            result.update(summary)
+            # Absent, not None, until known: schedulers skip results without
+            # their metric but would fail comparing None.
+            result.update({k: v for k, v in summary.items() if v is not None})
             result[DONE_REASON] = "stop criterion" if done else ""
             if done or summary[ITERATIONS] % checkpoint_every == 0:
                 with tempfile.TemporaryDirectory() as tmp:
