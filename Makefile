@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The main job on embedded defaults: local Ray in process, MLflow in sqlite:///mlflow.db.
 run: setup
-	$(BIN)/rlfrontier train soft_q --env CartPole-v1 --stop-timesteps 30000 --seed 0
+	$(BIN)/rlfrontier train soft_q --env CartPole-v1 --stop-timesteps 60000 --seed 0
 
 test: setup
-	$(BIN)/python -m pytest tests -x -q --timeout=900
+	$(BIN)/python -m ruff check rlfrontier algorithms tests benchmarks
+	$(BIN)/python -m pytest tests -x -q --timeout=900 --durations=15
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit -q

@@ -92,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_common(p)
 
+    p = sub.add_parser("submit", help="run an rlfrontier command as a Ray job: submit [opts] -- train ...")
+    p.add_argument("--address", help="Ray job server (default: RAY_API_SERVER_ADDRESS, RAY_ADDRESS or http://127.0.0.1:8265)")
+    p.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    p.add_argument("--gpus", type=float, default=0, help="GPUs for the job's driver")
+    p.add_argument("--job-id", help="submission id (default: Ray's)")
+    p.add_argument("job_command", nargs=argparse.REMAINDER, help="-- then the rlfrontier command")
+    _add_common(p)
+
+    p = sub.add_parser("jobs", help="list, inspect and stop Ray jobs")
+    p.add_argument("action", choices=["list", "status", "logs", "stop"])
+    p.add_argument("job_id", nargs="?")
+    p.add_argument("--address", help="Ray job server (default as for submit)")
+    _add_common(p)
+
     p = sub.add_parser("evaluate", help="run a checkpoint's greedy policy")
     p.add_argument("checkpoint")
     p.add_argument("--episodes", type=int, default=10)
@@ -213,6 +227,57 @@ def cmd_tune(args) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_submit(args) -> int:
+    from rlfrontier import jobs
+
+    command = list(args.job_command)
+    if command and command[0] == "--":
+        command = command[1:]
+    summary = jobs.submit(command, address=args.address, wait=not args.no_wait, gpus=args.gpus, job_id=args.job_id)
+    if args.no_wait:
+        print(summary["job_id"])
+        code = EXIT_OK
+    else:
+        print(f"job {summary['job_id']}: {summary['status']}" + (f" ({summary['message']})" if summary.get("message") else ""),
+              file=sys.stderr)
+        code = jobs.exit_code(summary)
+    if args.json:
+        emit_json(summary)
+    return code
+
+
+def cmd_jobs(args) -> int:
+    from rlfrontier import jobs
+
+    client = jobs.client(args.address)
+    if args.action != "list" and not args.job_id:
+        raise BadInput(f"jobs {args.action}: give a job id")
+    if args.action == "list":
+        rows = [jobs.job_summary(info) for info in client.list_jobs()]
+        for r in rows:
+            print(f"{r['job_id']:<28} {r['status']:<10} {r['entrypoint']}")
+        out: dict = {"jobs": rows}
+    else:
+        try:
+            info = client.get_job_info(args.job_id)
+        except RuntimeError:
+            raise BadInput(f"jobs {args.action}: no job {args.job_id!r} at {jobs.jobs_address(args.address)}") from None
+        if args.action == "status":
+            out = jobs.job_summary(info)
+            print(f"{out['job_id']}: {out['status']}" + (f" ({out['message']})" if out["message"] else ""))
+        elif args.action == "logs":
+            logs = client.get_job_logs(args.job_id)
+            sys.stdout.write(logs)
+            out = {"job_id": args.job_id, "logs_chars": len(logs)}
+        else:
+            stopped = client.stop_job(args.job_id)
+            out = {"job_id": args.job_id, "stop_requested": bool(stopped)}
+            print(f"{args.job_id}: {'stop requested' if stopped else 'already finished'}")
+    if args.json:
+        emit_json(out)
+    return EXIT_OK
+
+
 def cmd_evaluate(args) -> int:
     from rlfrontier import evaluation
 
@@ -228,7 +293,8 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"algos": cmd_algos, "envs": cmd_envs, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate}
+COMMANDS = {"algos": cmd_algos, "envs": cmd_envs, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate,
+            "submit": cmd_submit, "jobs": cmd_jobs}
 
 
 def _quiet_libraries(verbose: bool) -> None:
@@ -253,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - a run-time failure: one line, exit 1
+        if "--verbose" in (argv if argv is not None else sys.argv):
+            raise
+        first = str(exc).strip().splitlines()
+        print(f"error: {type(exc).__name__}: {first[0] if first else ''} (--verbose for the traceback)", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,23 +129,6 @@ class StopCriteria:
             or (self.iterations is not None and iterations >= self.iterations)
             or (self.reward is not None and return_mean is not None and return_mean >= self.reward)
         )
-
-
-@dataclass
-class TrainRequest:
-    """Everything `train` needs, validated: the config plus run-level settings."""
-
-    algo: AlgoSpec
-    env: str
-    env_config: dict[str, Any]
-    seed: int
-    config: AlgorithmConfig
-    stop: StopCriteria
-    evaluation_interval: int
-    evaluation_episodes: int
-    checkpoint_every: int
-    restore: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def build_config(

@@ -12,11 +12,12 @@ from typing import Any
 
 import yaml
 
-from rlfrontier import configure, session, tracking
+from rlfrontier import configure, envs, session, tracking
 from rlfrontier import trainable as T
 from rlfrontier.configure import StopCriteria
 from rlfrontier.progress import ProgressPrinter
-from rlfrontier.validation import BadInput
+from rlfrontier.registry import get_algorithm
+from rlfrontier.validation import BadInput, check_range
 
 
 @dataclass
@@ -71,12 +72,12 @@ def _restore_mode(restore: str, env: str, obs_space, act_space) -> bool:
 
 def prepare(args: TrainArgs) -> dict[str, Any]:
     """Validates everything and builds what the run needs; raises BadInput."""
-    configure.get_algorithm(args.algo)
-    configure.envs.check_env(args.env, args.env_config)
+    get_algorithm(args.algo)
+    envs.check_env(args.env, args.env_config)
     stop = args.stop or StopCriteria()
     stop.validate()
     seed = args.seed if args.seed is not None else random.randrange(2**31)
-    check = configure.check_range
+    check = check_range
     check("--seed", seed, 0, 2**31 - 1, integer=True)
     check("--checkpoint-every", args.checkpoint_every, 1, None, integer=True)
     check("--max-failures", args.max_failures, -1, None, integer=True)
@@ -94,8 +95,6 @@ def prepare(args: TrainArgs) -> dict[str, Any]:
         evaluation_interval=args.eval_interval,
         evaluation_episodes=args.eval_episodes,
     )
-    from rlfrontier import envs
-
     obs_space, act_space = envs.check_env(args.env, args.env_config)
     weights_only = _restore_mode(args.restore, args.env, obs_space, act_space) if args.restore else False
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)

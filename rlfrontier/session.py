@@ -20,6 +20,9 @@ def init_ray(address: str | None = None, *, verbose: bool = False) -> None:
     kwargs = {"log_to_driver": verbose, "logging_level": "INFO" if verbose else "WARNING"}
     if address and address not in ("local", "auto"):
         check_reachable(address)
+        from rlfrontier.jobs import enable_token_auth_if_available
+
+        enable_token_auth_if_available()
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -28,8 +28,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
-import mlflow  # noqa: E402
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from ray.tune import Callback  # noqa: E402
 
@@ -170,6 +169,11 @@ class MLflowTracking(Callback):
         exp_id = self.experiment_id()
         if exp_id is None:
             return
+        existing = self._find_run(trial.trial_id)
+        if existing is not None:  # a resumed search: the trial goes on in its run
+            record.run_id = existing
+            self._call("run status RUNNING", lambda: self.client.update_run(existing, status="RUNNING"))
+            return
         tags = {**self.tags, "tune_trial_id": trial.trial_id}
         run = self._call(
             "run creation",
@@ -219,9 +223,23 @@ class MLflowTracking(Callback):
                 self._finish(trial, status="KILLED")
 
     # Search results ---------------------------------------------------------------
+    def _find_run(self, trial_id: str) -> str | None:
+        exp_id = self.experiment_id()
+        if exp_id is None:
+            return None
+        runs = self._call(
+            "run lookup",
+            lambda: self.client.search_runs(
+                [exp_id], filter_string=f"tags.tune_trial_id = '{trial_id}'", max_results=1
+            ),
+        )
+        return runs[0].info.run_id if runs else None
+
     def run_id_of(self, trial_id: str | None) -> str | None:
         record = self.records.get(trial_id) if trial_id else None
-        return record.run_id if record else None
+        if record and record.run_id:
+            return record.run_id
+        return self._find_run(trial_id) if trial_id else None
 
     def mark_best(self, run_id: str, *, metric: str, value: Any, register: str | None = None) -> dict | None:
         """Tags the best trial's run; with `register`, registers its checkpoint.

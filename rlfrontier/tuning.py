@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlfrontier import configure
+from rlfrontier import configure, envs
 from rlfrontier.configure import StopCriteria
 from rlfrontier.validation import BadInput
 
@@ -323,14 +323,14 @@ def run_search(
     tracking.check_tracking_uri(uri)
     storage = resolve_storage(storage_path)
     experiment_dir = f"{storage.rstrip('/')}/{spec.experiment}"
-    session.init_ray(address, verbose=verbose)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
     if resume and not tune.Tuner.can_restore(str(experiment_dir)):
         raise BadInput(f"--resume: no experiment to resume at {experiment_dir}")
+    session.init_ray(address, verbose=verbose)
 
-    obs_space, act_space = configure.envs.check_env(spec.env, spec.env_config)
+    obs_space, act_space = envs.check_env(spec.env, spec.env_config)
     meta = {
         "algo": spec.algo, "env": spec.env, "env_config": spec.env_config,
         "observation_space": repr(obs_space), "action_space": repr(act_space),
@@ -364,6 +364,9 @@ def run_search(
             str(experiment_dir), trainable=trainable, param_space=param_space,
             resume_unfinished=True, resume_errored=True,
         )
+        # The restored run config carries pickled copies of the callbacks:
+        # use this process's, so that the summary below sees what they logged.
+        tuner._local_tuner.get_run_config().callbacks = callbacks
     else:
         tuner = tune.Tuner(
             trainable,

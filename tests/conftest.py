@@ -92,3 +92,66 @@ def mlflow_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+class RayHead:
+    """A real `ray start --head --block` with token authentication, 2 CPUs.
+
+    `--block` keeps one foreground process that owns the cluster's processes:
+    terminating it (by its pid) stops exactly what this fixture started.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = free_port()
+        self.dashboard_port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.jobs_address = f"http://127.0.0.1:{self.dashboard_port}"
+        self.proc: subprocess.Popen | None = None
+
+    def env(self) -> dict:
+        return {**os.environ, "RAY_AUTH_MODE": "token"}
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], check=True,
+                       capture_output=True, env=self.env(), timeout=60)
+        self.log = open(self.root / "head.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--head", "--block", f"--port={self.port}",
+             "--num-cpus=2", "--num-gpus=0", "--include-dashboard=true",
+             "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
+             "--disable-usage-stats"],
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True,
+        )
+        from ray.job_submission import JobSubmissionClient
+
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ray head exited: {(self.root / 'head.log').read_text()[-3000:]}")
+            try:
+                os.environ.setdefault("RAY_AUTH_MODE", "token")
+                JobSubmissionClient(self.jobs_address).list_jobs()
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(1.0)
+        raise RuntimeError("ray head's job server did not answer within 180 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    head = RayHead(tmp_path_factory.mktemp("ray_head"))
+    head.start()
+    yield head
+    head.stop()

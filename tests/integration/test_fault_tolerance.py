@@ -1,0 +1,56 @@
+"""Fault injection: an EnvRunner process killed mid-training; the run still finishes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from tests.conftest import RLFRONTIER, last_json
+
+pytestmark = pytest.mark.integration
+
+
+def _env_runner_processes(root_pid: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.Process(root_pid).children(recursive=True):
+        try:
+            if "SingleAgentEnvRunner" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_killed_env_runner_is_restarted_and_the_run_reaches_its_budget(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    proc = subprocess.Popen(
+        [RLFRONTIER, "train", "soft_q", "--env", "CartPole-v1", "--seed", "0", "--stop-timesteps", "8000",
+         "--num-env-runners", "1", "--eval-interval", "0", "--json"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    killed = None
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and killed is None:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                break
+            if "steps/s" in line:
+                runners = _env_runner_processes(proc.pid)
+                if runners:
+                    killed = runners[0].pid
+                    os.kill(killed, signal.SIGKILL)
+        assert killed is not None, "no EnvRunner process found under the driver"
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-3000:]
+    summary = last_json(out)
+    assert summary["env_steps"] >= 8000 and summary["status"] == "FINISHED"
+    assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE

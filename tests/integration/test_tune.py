@@ -1,0 +1,104 @@
+"""`rlfrontier tune`: an ASHA search from tune_configs/, and resume after the driver dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.conftest import RLFRONTIER, last_json, run_cli
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_two_trial_asha_search_from_tune_configs_registers_the_best(tmp_path):
+    proc = run_cli("tune", str(ROOT / "tune_configs" / "soft_q_cartpole.yaml"), "--num-samples", "2",
+                   "--register", "soft-q-cartpole", "--json", cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = last_json(proc.stdout)
+    assert summary["num_trials"] == 2 and summary["num_errored"] == 0
+    best = summary["best"]
+    assert best is not None and best["eval_return_mean"] == max(
+        t["eval_return_mean"] for t in summary["trials"] if t["eval_return_mean"] is not None)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = {t["trial_id"]: client.get_run(t["mlflow_run_id"]) for t in summary["trials"]}
+    assert {r.info.status for r in runs.values()} == {"FINISHED"}
+    for trial in summary["trials"]:
+        params = runs[trial["trial_id"]].data.params
+        assert float(params["lr"]) == pytest.approx(trial["config"]["lr"])
+    assert runs[best["trial_id"]].data.tags["best_trial"] == "true"
+    version = client.get_model_version_by_alias("soft-q-cartpole", "best")
+    assert version.run_id == best["mlflow_run_id"]
+    assert version.source.endswith("/checkpoint")
+
+
+SEARCH = """\
+algo: soft_q
+env: CartPole-v1
+experiment: resume-me
+search_space:
+  alpha: {grid: [0.02, 0.05, 0.1]}
+scheduler: {type: fifo}
+stop: {timesteps: 2500}
+evaluation: {interval: 0}
+max_concurrent_trials: 1
+checkpoint_every: 1
+"""
+
+
+def test_killed_tune_driver_resumes_and_keeps_finished_trials(ray_head, tmp_path):
+    search = tmp_path / "search.yaml"
+    search.write_text(SEARCH)
+    args = [RLFRONTIER, "tune", str(search), "--address", ray_head.address, "--json"]
+    env = {**ray_head.env(), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    seen_trials: list[str] = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and len(seen_trials) < 2:
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                break
+            if line.startswith("[") and "steps" in line:
+                trial = line[1:line.index("]")]
+                if trial not in seen_trials:
+                    seen_trials.append(trial)
+        assert len(seen_trials) == 2, "the second trial never started"
+        # The first trial is done; kill the driver as a crash would.
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    first = seen_trials[0]
+    result_file = next((tmp_path / "ray_results" / "resume-me").glob(f"*{first}*/result.json"))
+    lines_before = result_file.read_text().count("\n")
+
+    resumed = subprocess.run(args + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = last_json(resumed.stdout)
+    assert summary["num_trials"] == 3 and summary["num_errored"] == 0
+    assert {t["trial_id"] for t in summary["trials"]} >= set(seen_trials)
+    assert all(t["env_steps"] >= 2500 for t in summary["trials"])
+    # The finished trial was kept, not run again.
+    assert result_file.read_text().count("\n") == lines_before
+    assert f"[{first}]" not in resumed.stderr
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("resume-me").experiment_id])
+    assert len(runs) == 3, "a resumed trial must go on in its MLflow run, not open a new one"
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_resume_without_an_experiment_is_bad_input(tmp_path):
+    search = tmp_path / "search.yaml"
+    search.write_text(SEARCH)
+    proc = run_cli("tune", str(search), "--resume", cwd=tmp_path)
+    assert proc.returncode == 2 and "--resume" in proc.stderr
