@@ -89,9 +89,11 @@ class MlflowServer:
 @pytest.fixture
 def mlflow_server(tmp_path):
     server = MlflowServer(tmp_path / "mlflow_server")
-    server.start()
-    yield server
-    server.stop()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 class RayHead:
@@ -119,22 +121,26 @@ class RayHead:
         self.log = open(self.root / "head.log", "ab")
         self.proc = subprocess.Popen(
             [str(BIN / "ray"), "start", "--head", "--block", f"--port={self.port}",
-             "--num-cpus=2", "--num-gpus=0", "--include-dashboard=true",
+             "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=true",
              "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
              "--disable-usage-stats"],
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True,
+            cwd=self.root,  # job drivers start here, not in the test's checkout
         )
-        from ray.job_submission import JobSubmissionClient
-
+        # Plain HTTP with the token: this test process imported Ray before
+        # RAY_AUTH_MODE was set, so Ray's own client here would not send it.
+        token = Path("~/.ray/auth_token").expanduser().read_text().strip()
+        request = urllib.request.Request(self.jobs_address + "/api/jobs/",
+                                         headers={"Authorization": f"Bearer {token}"})
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ray head exited: {(self.root / 'head.log').read_text()[-3000:]}")
             try:
-                os.environ.setdefault("RAY_AUTH_MODE", "token")
-                JobSubmissionClient(self.jobs_address).list_jobs()
-                return
-            except Exception:  # noqa: BLE001 - not up yet
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
                 time.sleep(1.0)
         raise RuntimeError("ray head's job server did not answer within 180 s")
 
@@ -152,6 +158,8 @@ class RayHead:
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     head = RayHead(tmp_path_factory.mktemp("ray_head"))
-    head.start()
-    yield head
-    head.stop()
+    try:
+        head.start()
+        yield head
+    finally:
+        head.stop()

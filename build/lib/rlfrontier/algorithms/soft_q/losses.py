@@ -1,0 +1,158 @@
+"""Soft Q-learning as pure tensor functions, one equation each.
+
+Control as inference (Levine 2018, "Reinforcement Learning and Control as
+Probabilistic Inference", sections 4.1-4.2; Haarnoja et al. 2017, "Reinforcement
+Learning with Deep Energy-Based Policies"): with temperature alpha the optimal
+policy is pi(a|s) = exp((Q(s,a) - V(s)) / alpha) where V(s) = alpha * log sum_a
+exp(Q(s,a) / alpha), and Q is trained towards r + gamma * E_{s'}[V(s')] - the
+variational backup that keeps the real dynamics, not the optimistic
+log E exp over next states of exact inference.
+
+Shapes: B is the batch, A the number of discrete actions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_value(*, q: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """V(s) = alpha * logsumexp_a(Q(s, a) / alpha).
+
+    Args:
+        q: Q-values, [B, A].
+        alpha: temperature, a positive scalar (float or 0-d tensor).
+
+    Returns:
+        Soft state values, [B].
+    """
+    return alpha * torch.logsumexp(q / alpha, dim=-1)
+
+
+def boltzmann_log_probs(*, q: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """log pi(a|s) = (Q(s, a) - V(s)) / alpha.
+
+    Args:
+        q: Q-values, [B, A].
+        alpha: temperature, positive scalar.
+
+    Returns:
+        Log-probabilities of the Boltzmann policy, [B, A].
+    """
+    return F.log_softmax(q / alpha, dim=-1)
+
+
+def policy_entropy(*, q: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """H(pi(.|s)) = -sum_a pi(a|s) log pi(a|s) of the Boltzmann policy.
+
+    Args:
+        q: Q-values, [B, A].
+        alpha: temperature, positive scalar.
+
+    Returns:
+        Entropy per state, [B], in nats; between 0 and log(A).
+    """
+    log_pi = boltzmann_log_probs(q=q, alpha=alpha)
+    return -(log_pi.exp() * log_pi).sum(dim=-1)
+
+
+def soft_bellman_target(
+    *,
+    rewards: torch.Tensor,
+    discounts: torch.Tensor,
+    next_q_target: torch.Tensor,
+    alpha: torch.Tensor | float,
+) -> torch.Tensor:
+    """q_target_soft = R_t^(n) + gamma^n (1 - done) * V_target(s_{t+n}).
+
+    The n-step discounted reward and the bootstrap discount are precomputed per
+    transition (n may be shorter at the end of a sampled fragment), so this is
+    the one-step form of the backup with `discounts` = gamma^n * (1 - terminated).
+
+    Args:
+        rewards: n-step discounted rewards, [B].
+        discounts: bootstrap discount gamma^n * (1 - terminated), [B].
+        next_q_target: target network's Q-values at s_{t+n}, [B, A] (for clipped
+            twin Q, the element-wise minimum of both heads).
+        alpha: temperature, positive scalar.
+
+    Returns:
+        Soft Bellman targets, [B], with no gradient.
+    """
+    with torch.no_grad():
+        return rewards + discounts * soft_value(q=next_q_target, alpha=alpha)
+
+
+def hard_bellman_target(
+    *, rewards: torch.Tensor, discounts: torch.Tensor, next_q_target: torch.Tensor
+) -> torch.Tensor:
+    """The standard (alpha -> 0) backup R + gamma^n (1 - done) * max_a Q(s', a), [B]."""
+    with torch.no_grad():
+        return rewards + discounts * next_q_target.max(dim=-1).values
+
+
+def td_loss(
+    *,
+    q_taken: torch.Tensor,
+    q_target_soft: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    huber_delta: float | None = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Importance-weighted regression of Q(s, a) on its soft target.
+
+    Args:
+        q_taken: Q(s_t, a_t) of the online network, [B].
+        q_target_soft: soft Bellman targets, [B].
+        weights: importance-sampling weights of prioritised replay, [B]
+            (None: uniform).
+        huber_delta: Huber threshold; None gives the squared error / 2.
+
+    Returns:
+        (loss, td_error): a scalar loss and the per-sample TD error
+        q_target_soft - q_taken, [B], detached (for replay priorities).
+    """
+    td_error = q_target_soft - q_taken
+    if huber_delta is None:
+        per_sample = 0.5 * td_error.pow(2)
+    else:
+        per_sample = F.huber_loss(
+            q_taken, q_target_soft, reduction="none", delta=huber_delta
+        )
+    if weights is not None:
+        per_sample = per_sample * weights
+    return per_sample.mean(), td_error.detach()
+
+
+def temperature_loss(
+    *, log_alpha: torch.Tensor, entropy: torch.Tensor, target_entropy: float
+) -> torch.Tensor:
+    """Dual loss for alpha: log_alpha * (H(pi) - H_target).
+
+    Gradient descent raises alpha while the policy's entropy is below the
+    target and lowers it above (Haarnoja et al. 2018, "Soft Actor-Critic
+    Algorithms and Applications", eq. 18, written with entropy in place of
+    -log pi).
+
+    Args:
+        log_alpha: the learnable log temperature, 0-d.
+        entropy: the Boltzmann policy's entropy per state, [B].
+        target_entropy: desired mean entropy in nats.
+
+    Returns:
+        A scalar loss whose only gradient is with respect to log_alpha.
+    """
+    return log_alpha * (entropy.detach().mean() - target_entropy)
+
+
+def default_target_entropy(*, num_actions: int, ratio: float) -> float:
+    """Target entropy for a discrete action space: ratio * log|A|.
+
+    RLlib's SAC "auto" target is -|A| dimensions, i.e. -1 for a Discrete space,
+    which no discrete policy can reach (entropy is >= 0), so alpha would fall
+    forever. The maximum entropy of a discrete policy is log|A|; a target at a
+    fraction of it keeps exploration without pinning the policy to uniform.
+    """
+    return ratio * math.log(num_actions)

@@ -1,0 +1,54 @@
+"""Environment lookup: gymnasium ids as they are, the project's own as rlfrontier/<Name>-v0."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from rlfrontier.validation import BadInput
+
+PREFIX = "rlfrontier/"
+
+
+def register_envs() -> None:
+    """Registers the project's own environments with gymnasium (idempotent)."""
+    # The project's own environments (DeepSea, GridWorld, ...) register here.
+
+
+def list_envs() -> list[dict[str, Any]]:
+    register_envs()
+    rows = []
+    for env_id, spec in sorted(gym.registry.items()):
+        entry = spec.entry_point if isinstance(spec.entry_point, str) else getattr(spec.entry_point, "__module__", "")
+        rows.append(
+            {
+                "id": env_id,
+                "source": "rlfrontier" if env_id.startswith(PREFIX) else "gymnasium",
+                "entry_point": entry,
+                "max_episode_steps": spec.max_episode_steps,
+            }
+        )
+    return rows
+
+
+def check_env(env_id: str, env_config: dict[str, Any]) -> tuple[gym.Space, gym.Space]:
+    """Makes the env once; BadInput if the id is unknown or it cannot be built.
+
+    Returns:
+        (observation_space, action_space).
+    """
+    register_envs()
+    if env_id not in gym.registry:
+        close = [e for e in gym.registry if e.lower().startswith(env_id.split("-")[0].lower())][:3]
+        hint = f" (did you mean {', '.join(close)}?)" if close else "; `rlfrontier envs` lists them"
+        raise BadInput(f"unknown env {env_id!r}{hint}")
+    try:
+        env = gym.make(env_id, **env_config)
+    except Exception as exc:  # noqa: BLE001 - any construction error is the user's input
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"env {env_id!r} with env_config {env_config} cannot be built: {text}") from None
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()

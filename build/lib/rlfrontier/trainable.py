@@ -1,0 +1,158 @@
+"""The one Tune trainable behind `train` and `tune`.
+
+A function trainable rather than the Algorithm class itself, so that it can
+(a) decide when a run is done and evaluate and checkpoint that final policy,
+(b) resume from Tune's checkpoint after a failure, or fine-tune from a user's
+checkpoint, and (c) report the few top-level figures every run shares.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core import DEFAULT_MODULE_ID
+
+from rlfrontier.configure import StopCriteria
+
+META_FILE = "rlfrontier.json"
+MODULE_PATH = "learner_group/learner/rl_module"
+
+# Top-level result keys every run reports (metric names defined once here).
+ENV_STEPS = "env_steps"
+EPISODE_RETURN_MEAN = "episode_return_mean"
+EVAL_RETURN_MEAN = "eval_return_mean"
+ENV_STEPS_PER_S = "env_steps_per_s"
+WALL_S = "wall_s"
+ITERATIONS = "iterations"
+DONE_REASON = "done_reason"
+
+
+def read_meta(checkpoint: str | Path) -> dict[str, Any]:
+    path = Path(checkpoint) / META_FILE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def _get(result: dict, *keys, default=None):
+    for key in keys:
+        if not isinstance(result, dict) or key not in result:
+            return default
+        result = result[key]
+    return result
+
+
+def summarize(result: dict[str, Any], *, wall_s: float, last_eval: float | None) -> dict[str, Any]:
+    steps = int(_get(result, "env_runners", "num_env_steps_sampled_lifetime", default=0) or 0)
+    return {
+        ENV_STEPS: steps,
+        ITERATIONS: int(result.get("training_iteration", 0)),
+        EPISODE_RETURN_MEAN: _get(result, "env_runners", "episode_return_mean"),
+        EVAL_RETURN_MEAN: last_eval,
+        WALL_S: wall_s,
+        ENV_STEPS_PER_S: steps / wall_s if wall_s > 0 else 0.0,
+    }
+
+
+def _eval_return(result: dict[str, Any]) -> float | None:
+    return _get(result, "evaluation", "env_runners", "episode_return_mean")
+
+
+def _restore_weights_only(algo, checkpoint: Path) -> None:
+    """Fine-tuning: the RLModule's weights, not optimiser state, counters or buffers."""
+    algo.restore_from_path(checkpoint / MODULE_PATH, component=MODULE_PATH)
+    algo.env_runner_group.sync_weights(
+        from_worker_or_learner_group=algo.learner_group, inference_only=True
+    )
+    if algo.eval_env_runner_group is not None:
+        algo.eval_env_runner_group.sync_weights(
+            from_worker_or_learner_group=algo.learner_group, inference_only=True
+        )
+
+
+def train_loop(
+    params: dict[str, Any],
+    *,
+    base_config: AlgorithmConfig,
+    stop: StopCriteria,
+    meta: dict[str, Any],
+    checkpoint_every: int = 10,
+    restore: str | None = None,
+    restore_weights_only: bool = False,
+) -> None:
+    """Builds the algorithm, trains until `stop`, evaluates and checkpoints the end.
+
+    Args:
+        params: Tune's trial config: settings that override `base_config`
+            (empty for `train`, the sampled point for `tune`).
+        base_config: the validated AlgorithmConfig.
+        stop: when to stop; `reward` is compared with the evaluation return
+            when evaluation is on, else with the training return.
+        meta: what `evaluate` needs to rebuild the policy (algo, env, spaces).
+        checkpoint_every: iterations between intermediate checkpoints.
+        restore: a checkpoint to continue (same env) or fine-tune from.
+        restore_weights_only: restore only the RLModule weights (fine-tuning).
+    """
+    config = base_config.copy(copy_frozen=False)
+    if params:
+        config.update_from_dict(params)
+    algo = config.build_algo()
+    evaluating = bool(config.evaluation_interval)
+    try:
+        resume_from = tune.get_checkpoint()
+        if resume_from is not None:
+            with resume_from.as_directory() as d:
+                algo.restore_from_path(d)
+        elif restore:
+            if restore_weights_only:
+                _restore_weights_only(algo, Path(restore))
+            else:
+                algo.restore_from_path(restore)
+
+        start = time.perf_counter()
+        steps_at_start = None
+        last_eval: float | None = None
+        while True:
+            result = algo.train()
+            if _eval_return(result) is not None:
+                last_eval = float(_eval_return(result))
+            wall_s = time.perf_counter() - start
+            summary = summarize(result, wall_s=wall_s, last_eval=last_eval)
+            if steps_at_start is None:  # throughput of this run, not of a restored one
+                steps_at_start = summary[ENV_STEPS] - int(
+                    _get(result, "env_runners", "num_env_steps_sampled", default=0) or 0
+                )
+            summary[ENV_STEPS_PER_S] = (summary[ENV_STEPS] - steps_at_start) / max(wall_s, 1e-9)
+            done = stop.reached(
+                env_steps=summary[ENV_STEPS],
+                iterations=summary[ITERATIONS],
+                return_mean=last_eval if evaluating else summary[EPISODE_RETURN_MEAN],
+            )
+            if done and evaluating and _eval_return(result) is None:
+                # The final policy is the one that is judged: evaluate it now.
+                result["evaluation"] = algo.evaluate()
+                last_eval = _eval_return(result)
+                summary[EVAL_RETURN_MEAN] = last_eval
+            # Absent, not None, until known: schedulers skip results without
+            # their metric but would fail comparing None.
+            result.update({k: v for k, v in summary.items() if v is not None})
+            result[DONE_REASON] = "stop criterion" if done else ""
+            if done or summary[ITERATIONS] % checkpoint_every == 0:
+                with tempfile.TemporaryDirectory() as tmp:
+                    algo.save_to_path(tmp)
+                    (Path(tmp) / META_FILE).write_text(
+                        json.dumps({**meta, "module_id": DEFAULT_MODULE_ID, ENV_STEPS: summary[ENV_STEPS]}, indent=2)
+                    )
+                    tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
+            else:
+                tune.report(result)
+            if done:
+                return
+    finally:
+        algo.stop()
