@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -43,6 +44,7 @@ SEARCH = """\
 algo: soft_q
 env: CartPole-v1
 experiment: resume-me
+metric: episode_return_mean
 search_space:
   alpha: {grid: [0.02, 0.05, 0.1]}
 scheduler: {type: fifo}
@@ -51,6 +53,19 @@ evaluation: {interval: 0}
 max_concurrent_trials: 1
 checkpoint_every: 1
 """
+
+
+def _status_on_disk(experiment: Path, trial_id: str) -> str | None:
+    for state_file in sorted(experiment.glob("experiment_state-*.json")):
+        try:
+            data = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            return None  # being written
+        for trial_json, _ in data.get("trial_data", []):
+            trial = json.loads(trial_json)
+            if trial.get("trial_id") == trial_id:
+                return trial.get("status")
+    return None
 
 
 def test_killed_tune_driver_resumes_and_keeps_finished_trials(ray_head, tmp_path):
@@ -72,7 +87,13 @@ def test_killed_tune_driver_resumes_and_keeps_finished_trials(ray_head, tmp_path
                 if trial not in seen_trials:
                     seen_trials.append(trial)
         assert len(seen_trials) == 2, "the second trial never started"
-        # The first trial is done; kill the driver as a crash would.
+        # Wait until the experiment state on disk records the first trial as
+        # finished (Tune snapshots it periodically), then kill the driver as a
+        # crash would.
+        experiment = tmp_path / "ray_results" / "resume-me"
+        while time.monotonic() < deadline and _status_on_disk(experiment, seen_trials[0]) != "TERMINATED":
+            time.sleep(0.5)
+        assert _status_on_disk(experiment, seen_trials[0]) == "TERMINATED"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -88,6 +109,7 @@ def test_killed_tune_driver_resumes_and_keeps_finished_trials(ray_head, tmp_path
     assert summary["num_trials"] == 3 and summary["num_errored"] == 0
     assert {t["trial_id"] for t in summary["trials"]} >= set(seen_trials)
     assert all(t["env_steps"] >= 2500 for t in summary["trials"])
+    assert summary["best"] is not None
     # The finished trial was kept, not run again.
     assert result_file.read_text().count("\n") == lines_before
     assert f"[{first}]" not in resumed.stderr
