@@ -33,6 +33,11 @@ def test_submit_train_runs_on_the_cluster_and_tracks_to_the_server(ray_head, mlf
     client = mlflow.MlflowClient(mlflow_server.uri)
     run = client.get_run(inner[-1]["mlflow_run_id"])
     assert run.info.status == "FINISHED"
+    # The job used the cluster's own torch: the shipped package brought no
+    # dependencies (a .whl in py_modules would have pip-installed another one).
+    import torch
+
+    assert run.data.tags["torch_version"] == torch.__version__
     assert "checkpoint/rlfrontier.json" in {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
 
     listed = last_json(run_cli("jobs", "list", "--address", ray_head.jobs_address, "--json",
@@ -57,13 +62,12 @@ def test_a_job_that_gets_bad_input_exits_2(ray_head, tmp_path):
 
 
 def test_ray_job_submit_cli_runs_rlfrontier_with_the_documented_runtime_env(ray_head, tmp_path):
-    dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(ROOT)],
+    target = tmp_path / "job"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(ROOT)],
                    check=True, timeout=300)
-    wheel = next(dist.glob("rllib_frontier-*.whl"))
     proc = subprocess.run(
         [str(BIN / "ray"), "job", "submit", "--address", ray_head.jobs_address,
-         "--runtime-env-json", json.dumps({"py_modules": [str(wheel)]}), "--",
+         "--runtime-env-json", json.dumps({"py_modules": [str(target / "rlfrontier")]}), "--",
          "python", "-m", "rlfrontier", "train", "soft_q", "--env", "CartPole-v1", "--seed", "1",
          "--stop-iters", "1", "--eval-interval", "0", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--json"],
         cwd=tmp_path, env=ray_head.env(), capture_output=True, text=True, timeout=600,

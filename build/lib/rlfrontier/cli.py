@@ -211,10 +211,12 @@ def cmd_tune(args) -> int:
     if best:
         print(f"best: {best['trial_id']} {spec.metric}={best[spec.metric]} checkpoint: {best['checkpoint']}")
         print(f"MLflow run: {best['mlflow_run_id']} in experiment {spec.experiment!r} at {summary['tracking_uri']}")
+    else:
+        print(f"no trial reported {spec.metric}: no best trial", file=sys.stderr)
     if summary.get("registered_model"):
         reg = summary["registered_model"]
         print(f"registered: models:/{reg['name']}@{reg['alias']} (version {reg['version']})")
-    failed = summary["num_errored"] or summary.get("tracking_errors") or best is None
+    failed = summary["num_errored"] or summary.get("tracking_errors")
     if summary.get("tracking_errors"):
         print(f"error: MLflow at {summary['tracking_uri']} did not take {len(summary['tracking_errors'])} "
               f"request(s) (first: {summary['tracking_errors'][0]}); results under {summary['experiment_path']}",

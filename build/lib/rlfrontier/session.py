@@ -29,7 +29,10 @@ def init_ray(address: str | None = None, *, verbose: bool = False) -> None:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInput(f"Ray cluster at {address!r} is unreachable: {first}") from None
     else:
-        ray.init(include_dashboard=False, **kwargs)
+        # address="local": always a new Ray in this process. A bare ray.init()
+        # would attach to any Ray cluster already running on the machine, and
+        # the run would die with it.
+        ray.init(address="local", include_dashboard=False, **kwargs)
 
 
 def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:

@@ -324,6 +324,13 @@ def run_search(
     storage = resolve_storage(storage_path)
     experiment_dir = f"{storage.rstrip('/')}/{spec.experiment}"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # The evaluation return exists only from the first evaluation on; the
+    # schedulers skip results without their metric, Tune's strict check would
+    # fail the trial instead.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    # Snapshot the experiment state often: what --resume keeps after a crash
+    # is what the last snapshot recorded (Tune's default period adapts, up to minutes).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
     from ray import tune
 
     if resume and not tune.Tuner.can_restore(str(experiment_dir)):
