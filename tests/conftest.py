@@ -112,7 +112,9 @@ class RayHead:
         self.proc: subprocess.Popen | None = None
 
     def env(self) -> dict:
-        return {**os.environ, "RAY_AUTH_MODE": "token"}
+        # The node's Python environment is "activated", as on a real node:
+        # job entrypoints run `python` from PATH.
+        return {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,19 @@
 """`submit` and `jobs`: rlfrontier commands as Ray jobs, on the Ray Jobs API.
 
-The job carries this project's code as a wheel in the runtime environment's
-`py_modules` (uploaded to the cluster by Ray, installed on every node that
-runs a worker), and runs `python -m rlfrontier <command>`. The cluster
-provides the dependencies (ray, torch, gymnasium, mlflow): the images in
-deploy/ and the `ray up` files in cluster/ install them.
+The job carries this project's code as the installed `rlfrontier` package
+folder (built with `pip install --no-deps --target`, so rlfrontier.algorithms
+is in place) in the runtime environment's `py_modules`: Ray zips it, uploads
+it, and puts it on every worker's path. Not a .whl: Ray pip-installs a wheel
+in py_modules *with its dependencies*, which pulls ray and torch again (a CUDA
+build, gigabytes) over the cluster's own. The job runs
+`python -m rlfrontier <command>`; the cluster provides the dependencies (the
+images in deploy/ and the `ray up` files in cluster/ install them).
 
 `ray job submit` works the same way by hand (README, "Run on a cluster"):
 
-    pip wheel --no-deps -w dist .
+    pip install --no-deps --target build/job .
     ray job submit --address http://HEAD:8265 \\
-        --runtime-env-json '{"py_modules": ["dist/rllib_frontier-0.1.0-py3-none-any.whl"]}' \\
+        --runtime-env-json '{"py_modules": ["build/job/rlfrontier"]}' \\
         -- python -m rlfrontier train soft_q --env CartPole-v1 --stop-timesteps 60000
 """
 
@@ -81,17 +84,17 @@ def project_root() -> Path:
     return root
 
 
-def build_wheel(out_dir: Path) -> Path:
-    """Builds this project's wheel (no dependencies) into `out_dir`."""
+def build_package(out_dir: Path) -> Path:
+    """Installs this project (no dependencies) into `out_dir`; returns its package folder."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(project_root())],
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(out_dir), str(project_root())],
         capture_output=True,
         text=True,
     )
-    wheels = sorted(out_dir.glob("rllib_frontier-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        raise RuntimeError(f"building the project wheel failed: {proc.stderr.strip()[-500:]}")
-    return wheels[-1]
+    package = out_dir / "rlfrontier"
+    if proc.returncode != 0 or not (package / "algorithms").is_dir():
+        raise RuntimeError(f"building the job's package failed: {proc.stderr.strip()[-500:]}")
+    return package
 
 
 def submit(
@@ -123,11 +126,11 @@ def submit(
         if os.environ.get(var):
             env_vars[var] = os.environ[var]
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = build_wheel(Path(tmp))
+        package = build_package(Path(tmp))
         entrypoint = "python -m rlfrontier " + shlex.join(command)
         submitted = jobs.submit_job(
             entrypoint=entrypoint,
-            runtime_env={"py_modules": [str(wheel)], "env_vars": env_vars},
+            runtime_env={"py_modules": [str(package)], "env_vars": env_vars},
             entrypoint_num_gpus=gpus or None,
             submission_id=job_id,
             metadata={"tool": "rlfrontier", "command": shlex.join(command)},
