@@ -52,3 +52,43 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and needle in lines[0], lines[0]
     assert list(cwd.iterdir()) == [], "bad input must not write anything"
+
+
+TUNE_GOOD = """\
+algo: soft_q
+env: CartPole-v1
+search_space:
+  lr: {loguniform: [1.0e-4, 1.0e-2]}
+stop: {timesteps: 1000}
+"""
+
+TUNE_CASES = {
+    "malformed yaml": (TUNE_GOOD + "scheduler: {type: asha\n", "malformed YAML"),
+    "unknown key": (TUNE_GOOD + "num_sample: 2\n", "num_sample=2"),
+    "lower above upper": (TUNE_GOOD.replace("[1.0e-4, 1.0e-2]", "[1.0e-2, 1.0e-4]"), "search_space.lr.loguniform=[0.01, 0.0001]"),
+    "unknown scheduler": (TUNE_GOOD + "scheduler: {type: medianstop}\n", "scheduler.type='medianstop'"),
+    "unknown searcher": (TUNE_GOOD + "searcher: {type: hyperopt}\n", "searcher.type='hyperopt'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TUNE_CASES))
+def test_bad_tune_file_exits_2_naming_file_key_and_value(case, tmp_path):
+    text, needle = TUNE_CASES[case]
+    search = tmp_path / "search.yaml"
+    search.write_text(text)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    proc = run_cli("tune", str(search), cwd=cwd, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(search) in lines[0] and needle in lines[0], proc.stderr
+    assert list(cwd.iterdir()) == []
+
+
+def test_tune_with_an_unreachable_cluster_exits_2(tmp_path):
+    search = tmp_path / "search.yaml"
+    search.write_text(TUNE_GOOD)
+    proc = run_cli("tune", str(search), "--address", f"127.0.0.1:{free_port()}", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "unreachable" in lines[0] and "127.0.0.1" in lines[0]
