@@ -128,7 +128,8 @@ def submit(
     with tempfile.TemporaryDirectory() as tmp:
         package = build_package(Path(tmp))
         entrypoint = "python -m rlfrontier " + shlex.join(command)
-        submitted = jobs.submit_job(
+        submitted = _submit_with_retry(
+            jobs,
             entrypoint=entrypoint,
             runtime_env={"py_modules": [str(package)], "env_vars": env_vars},
             entrypoint_num_gpus=gpus or None,
@@ -153,6 +154,19 @@ def submit(
     info = wait_for(jobs, submitted)
     summary.update(job_summary(info))
     return summary
+
+
+def _submit_with_retry(jobs, *, patience_s: float = 120.0, **kwargs) -> str:
+    """A head that has just started answers "No available agent" until its
+    node's job agent is up: wait for it instead of failing the submission."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return jobs.submit_job(**kwargs)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
 
 
 def wait_for(jobs, job_id: str, timeout_s: float = 24 * 3600):
