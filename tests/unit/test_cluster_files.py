@@ -173,7 +173,10 @@ def test_launcher_passes_rays_own_validation(name):
     from ray.autoscaler._private.util import prepare_config, validate_config
 
     config = load_one(CLUSTER / name)
-    validate_config(prepare_config(copy.deepcopy(config)))
+    prepared = prepare_config(copy.deepcopy(config))
+    validate_config(prepared)  # raises on a schema violation
+    assert prepared["cluster_name"] == config["cluster_name"]
+    assert prepared["provider"]["type"] == config["provider"]["type"]
 
 
 @pytest.mark.parametrize("name", sorted(LAUNCHERS))

@@ -169,7 +169,9 @@ def test_validate_rejects_bad_values_naming_the_field(field, value):
     ],
 )
 def test_validate_accepts_boundary_values(field, value):
-    cartpole_config(**{field: value}).validate()
+    config = cartpole_config(**{field: value})
+    config.validate()  # raises BadInput if the boundary were rejected
+    assert getattr(config, field) == value
 
 
 # ----------------------------------------------------------------------------
@@ -442,4 +444,6 @@ def test_build_config_rejects_an_action_space_the_algorithm_cannot_handle():
 
 def test_validate_accepts_an_lr_schedule():
     # RLlib takes lr as [[timestep, value], ...]; the range check applies to a plain number only.
-    cartpole_config(lr=[[0, 1e-3], [10_000, 1e-4]]).validate()
+    config = cartpole_config(lr=[[0, 1e-3], [10_000, 1e-4]])
+    config.validate()  # raises if the schedule were range-checked as a number
+    assert config.lr == [[0, 1e-3], [10_000, 1e-4]]

@@ -23,7 +23,7 @@ E = math.e
 Q = torch.tensor([[1.0, 2.0], [0.0, 0.0]], dtype=torch.float64)
 
 
-def _close(actual: torch.Tensor, expected, *, atol: float = 1e-9) -> None:
+def assert_close_to(actual: torch.Tensor, expected, *, atol: float = 1e-9) -> None:
     expected = torch.as_tensor(expected, dtype=actual.dtype)
     torch.testing.assert_close(actual, expected, atol=atol, rtol=0.0)
 
@@ -35,13 +35,13 @@ def _close(actual: torch.Tensor, expected, *, atol: float = 1e-9) -> None:
 
 def test_soft_value_alpha_one_is_log_sum_exp():
     # alpha=1: V = log(e^1 + e^2) for row 0 and log(e^0 + e^0) = log 2 for row 1.
-    _close(soft_value(q=Q, alpha=1.0), [math.log(E + E**2), math.log(2.0)])
+    assert_close_to(soft_value(q=Q, alpha=1.0), [math.log(E + E**2), math.log(2.0)])
 
 
 def test_soft_value_alpha_half_scales_inside_and_outside():
     # alpha=0.5: V = 0.5 * log(e^(1/0.5) + e^(2/0.5)) = 0.5 * log(e^2 + e^4);
     # row 1: 0.5 * log(1 + 1) = 0.5 * log 2.
-    _close(soft_value(q=Q, alpha=0.5), [0.5 * math.log(E**2 + E**4), 0.5 * math.log(2.0)])
+    assert_close_to(soft_value(q=Q, alpha=0.5), [0.5 * math.log(E**2 + E**4), 0.5 * math.log(2.0)])
 
 
 def test_soft_value_accepts_tensor_alpha_and_keeps_its_gradient():
@@ -49,7 +49,7 @@ def test_soft_value_accepts_tensor_alpha_and_keeps_its_gradient():
     # dV/dalpha = log(e + e^2) - (1 * e + 2 * e^2) / (e + e^2) = log(e + e^2) - (1 + 2e) / (1 + e).
     alpha = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
     soft_value(q=Q[:1], alpha=alpha).sum().backward()
-    _close(alpha.grad, math.log(E + E**2) - (1 + 2 * E) / (1 + E))
+    assert_close_to(alpha.grad, math.log(E + E**2) - (1 + 2 * E) / (1 + E))
 
 
 def test_boltzmann_log_probs_hand_computed():
@@ -60,26 +60,26 @@ def test_boltzmann_log_probs_hand_computed():
         [-math.log(1 + E), -math.log(1 + 1 / E)],
         [-math.log(2.0), -math.log(2.0)],
     ]
-    _close(boltzmann_log_probs(q=Q, alpha=1.0), expected)
+    assert_close_to(boltzmann_log_probs(q=Q, alpha=1.0), expected)
 
 
 def test_boltzmann_log_probs_low_temperature_sharpens():
     # alpha=0.5: row 0 is softmax([2, 4]) -> p(a=0) = 1 / (1 + e^2).
     log_pi = boltzmann_log_probs(q=Q, alpha=0.5)
-    _close(log_pi[0].exp(), [1 / (1 + E**2), E**2 / (1 + E**2)])
+    assert_close_to(log_pi[0].exp(), [1 / (1 + E**2), E**2 / (1 + E**2)])
 
 
 def test_policy_entropy_hand_computed():
     # Row 0: p = 1 / (1 + e), H = -p log p - (1 - p) log(1 - p); row 1 is uniform: log 2.
     p = 1 / (1 + E)
     h0 = -p * math.log(p) - (1 - p) * math.log(1 - p)
-    _close(policy_entropy(q=Q, alpha=1.0), [h0, math.log(2.0)])
+    assert_close_to(policy_entropy(q=Q, alpha=1.0), [h0, math.log(2.0)])
 
 
 def test_policy_entropy_of_a_peaked_policy_is_near_zero():
     # Q gap of 100 at alpha=1: p(other) = 1 / (1 + e^100) ~ 4e-44, H ~ 100 * 4e-44 ~ 0.
     q = torch.tensor([[100.0, 0.0, 0.0]], dtype=torch.float64)
-    _close(policy_entropy(q=q, alpha=1.0), [0.0], atol=1e-30)
+    assert_close_to(policy_entropy(q=q, alpha=1.0), [0.0], atol=1e-30)
 
 
 def test_soft_bellman_target_one_step():
@@ -91,7 +91,7 @@ def test_soft_bellman_target_one_step():
         next_q_target=Q,
         alpha=1.0,
     )
-    _close(target, [1 + 0.9 * math.log(E + E**2), 2.0])
+    assert_close_to(target, [1 + 0.9 * math.log(E + E**2), 2.0])
 
 
 def test_hard_bellman_target_one_step():
@@ -101,7 +101,7 @@ def test_hard_bellman_target_one_step():
         discounts=torch.tensor([0.9, 0.0], dtype=torch.float64),
         next_q_target=Q,
     )
-    _close(target, [2.8, 2.0])
+    assert_close_to(target, [2.8, 2.0])
 
 
 def test_soft_bellman_target_n_step_with_a_terminal():
@@ -110,13 +110,13 @@ def test_soft_bellman_target_n_step_with_a_terminal():
     # Transition t=1: R = 2 + 0.9 * 3 + 0.81 * 4 = 7.94, its window reaches the terminal: discount 0.
     # next_q rows: s_3 -> [1, 2] (V = log(e + e^2) at alpha=1), terminal row is ignored ([50, -50]).
     rewards = torch.tensor([1 + 0.9 * 2 + 0.81 * 3, 2 + 0.9 * 3 + 0.81 * 4], dtype=torch.float64)
-    _close(rewards, [5.23, 7.94])
+    assert_close_to(rewards, [5.23, 7.94])
     discounts = torch.tensor([0.9**3, 0.0], dtype=torch.float64)
     next_q = torch.tensor([[1.0, 2.0], [50.0, -50.0]], dtype=torch.float64)
     soft = soft_bellman_target(rewards=rewards, discounts=discounts, next_q_target=next_q, alpha=1.0)
-    _close(soft, [5.23 + 0.729 * math.log(E + E**2), 7.94])
+    assert_close_to(soft, [5.23 + 0.729 * math.log(E + E**2), 7.94])
     hard = hard_bellman_target(rewards=rewards, discounts=discounts, next_q_target=next_q)
-    _close(hard, [5.23 + 0.729 * 2.0, 7.94])
+    assert_close_to(hard, [5.23 + 0.729 * 2.0, 7.94])
 
 
 def test_bellman_targets_carry_no_gradient():
@@ -138,28 +138,28 @@ WEIGHTS = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
 def test_td_loss_squared_error_unweighted():
     # 0.5 * x^2 = [0.125, 2, 4.5]; mean = 6.625 / 3.
     loss, td_error = td_loss(q_taken=Q_TAKEN, q_target_soft=TARGETS, huber_delta=None)
-    _close(loss, 6.625 / 3)
-    _close(td_error, [0.5, 2.0, -3.0])
+    assert_close_to(loss, 6.625 / 3)
+    assert_close_to(td_error, [0.5, 2.0, -3.0])
 
 
 def test_td_loss_squared_error_weighted():
     # [0.125 * 1, 2 * 2, 4.5 * 0.5] = [0.125, 4, 2.25]; mean = 6.375 / 3 = 2.125.
     loss, _ = td_loss(q_taken=Q_TAKEN, q_target_soft=TARGETS, weights=WEIGHTS, huber_delta=None)
-    _close(loss, 2.125)
+    assert_close_to(loss, 2.125)
 
 
 def test_td_loss_huber_weighted():
     # Huber(delta=1): |x| < 1 -> 0.5 x^2, else |x| - 0.5: [0.125, 1.5, 2.5];
     # weighted [0.125, 3, 1.25]; mean = 4.375 / 3.
     loss, td_error = td_loss(q_taken=Q_TAKEN, q_target_soft=TARGETS, weights=WEIGHTS, huber_delta=1.0)
-    _close(loss, 4.375 / 3)
-    _close(td_error, [0.5, 2.0, -3.0])
+    assert_close_to(loss, 4.375 / 3)
+    assert_close_to(td_error, [0.5, 2.0, -3.0])
 
 
 def test_td_loss_huber_delta_two():
     # Huber(delta=2): 0.5 x^2 if |x| <= 2 else 2 (|x| - 1): [0.125, 2, 4]; mean = 6.125 / 3.
     loss, _ = td_loss(q_taken=Q_TAKEN, q_target_soft=TARGETS, huber_delta=2.0)
-    _close(loss, 6.125 / 3)
+    assert_close_to(loss, 6.125 / 3)
 
 
 def test_td_loss_gradient_and_detached_td_error():
@@ -168,7 +168,7 @@ def test_td_loss_gradient_and_detached_td_error():
     q_taken = Q_TAKEN.clone().requires_grad_(True)
     loss, td_error = td_loss(q_taken=q_taken, q_target_soft=TARGETS, weights=WEIGHTS, huber_delta=None)
     loss.backward()
-    _close(q_taken.grad, [-1 / 6, -4 / 3, 0.5])
+    assert_close_to(q_taken.grad, [-1 / 6, -4 / 3, 0.5])
     assert not td_error.requires_grad
 
 
@@ -178,7 +178,7 @@ def test_td_loss_huber_gradient_is_clipped_at_delta():
     q_taken = Q_TAKEN.clone().requires_grad_(True)
     loss, _ = td_loss(q_taken=q_taken, q_target_soft=TARGETS, weights=WEIGHTS, huber_delta=1.0)
     loss.backward()
-    _close(q_taken.grad, [-0.5 / 3, -2 / 3, 0.5 / 3])
+    assert_close_to(q_taken.grad, [-0.5 / 3, -2 / 3, 0.5 / 3])
 
 
 def test_temperature_loss_value():
@@ -187,7 +187,7 @@ def test_temperature_loss_value():
     loss = temperature_loss(
         log_alpha=log_alpha, entropy=torch.tensor([0.1, 0.3], dtype=torch.float64), target_entropy=0.5
     )
-    _close(loss, math.log(0.5) * -0.3)
+    assert_close_to(loss, math.log(0.5) * -0.3)
 
 
 def test_temperature_loss_raises_alpha_when_entropy_below_target():
@@ -195,7 +195,7 @@ def test_temperature_loss_raises_alpha_when_entropy_below_target():
     log_alpha = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
     entropy = torch.tensor([0.1, 0.3], dtype=torch.float64)
     temperature_loss(log_alpha=log_alpha, entropy=entropy, target_entropy=0.5).backward()
-    _close(log_alpha.grad, -0.3)
+    assert_close_to(log_alpha.grad, -0.3)
     assert log_alpha.grad < 0
     optimizer = torch.optim.SGD([log_alpha], lr=0.1)
     optimizer.step()
@@ -207,7 +207,7 @@ def test_temperature_loss_lowers_alpha_when_entropy_above_target():
     log_alpha = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
     entropy = torch.tensor([0.6], dtype=torch.float64)
     temperature_loss(log_alpha=log_alpha, entropy=entropy, target_entropy=0.5).backward()
-    _close(log_alpha.grad, 0.1)
+    assert_close_to(log_alpha.grad, 0.1)
 
 
 def test_temperature_loss_sends_no_gradient_into_the_q_values():
@@ -217,7 +217,7 @@ def test_temperature_loss_sends_no_gradient_into_the_q_values():
     temperature_loss(log_alpha=log_alpha, entropy=entropy, target_entropy=0.1).backward()
     assert q.grad is None
     # Only the explicit log_alpha factor: H(alpha=1) - 0.1, not dH/dalpha.
-    _close(log_alpha.grad, entropy.detach().mean() - 0.1)
+    assert_close_to(log_alpha.grad, entropy.detach().mean() - 0.1)
 
 
 def test_default_target_entropy():
