@@ -48,15 +48,22 @@ def _get(result: dict, *keys, default=None):
     return result
 
 
-def summarize(result: dict[str, Any], *, wall_s: float, last_eval: float | None) -> dict[str, Any]:
-    steps = int(_get(result, "env_runners", "num_env_steps_sampled_lifetime", default=0) or 0)
+def _env_steps(result: dict[str, Any]) -> int:
+    return int(_get(result, "env_runners", "num_env_steps_sampled_lifetime", default=0) or 0)
+
+
+def summarize(
+    result: dict[str, Any], *, wall_s: float, last_eval: float | None, steps_at_start: int
+) -> dict[str, Any]:
+    """The top-level keys of every result; throughput counts this run's steps only."""
+    steps = _env_steps(result)
     return {
         ENV_STEPS: steps,
         ITERATIONS: int(result.get("training_iteration", 0)),
         EPISODE_RETURN_MEAN: _get(result, "env_runners", "episode_return_mean"),
         EVAL_RETURN_MEAN: last_eval,
         WALL_S: wall_s,
-        ENV_STEPS_PER_S: steps / wall_s if wall_s > 0 else 0.0,
+        ENV_STEPS_PER_S: (steps - steps_at_start) / max(wall_s, 1e-9),
     }
 
 
@@ -123,12 +130,11 @@ def train_loop(
             if _eval_return(result) is not None:
                 last_eval = float(_eval_return(result))
             wall_s = time.perf_counter() - start
-            summary = summarize(result, wall_s=wall_s, last_eval=last_eval)
             if steps_at_start is None:  # throughput of this run, not of a restored one
-                steps_at_start = summary[ENV_STEPS] - int(
+                steps_at_start = _env_steps(result) - int(
                     _get(result, "env_runners", "num_env_steps_sampled", default=0) or 0
                 )
-            summary[ENV_STEPS_PER_S] = (summary[ENV_STEPS] - steps_at_start) / max(wall_s, 1e-9)
+            summary = summarize(result, wall_s=wall_s, last_eval=last_eval, steps_at_start=steps_at_start)
             done = stop.reached(
                 env_steps=summary[ENV_STEPS],
                 iterations=summary[ITERATIONS],
