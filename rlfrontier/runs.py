@@ -95,6 +95,7 @@ def prepare(args: TrainArgs) -> dict[str, Any]:
         evaluation_interval=args.eval_interval,
         evaluation_episodes=args.eval_episodes,
     )
+    session.check_local_gpus(args.address, config.algo_class.default_resource_request(config))
     obs_space, act_space = envs.check_env(args.env, args.env_config)
     weights_only = _restore_mode(args.restore, args.env, obs_space, act_space) if args.restore else False
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
@@ -159,7 +160,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
     """Runs one trial; returns the summary (the `--json` object)."""
     prepared = prepare(args)
     spec, config, seed = prepared["spec"], prepared["config"], prepared["seed"]
-    session.init_ray(args.address, verbose=args.verbose)
+    resources = config.algo_class.default_resource_request(config)
+    session.init_ray(args.address, verbose=args.verbose, trial_resources=resources)
 
     # Tune's own experiment tables would interleave with our progress lines.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -195,7 +197,6 @@ def train(args: TrainArgs) -> dict[str, Any]:
         restore_weights_only=prepared["weights_only"],
     )
     trainable.__name__ = spec.name  # names the trial folders: <algo>_<trial id>
-    resources = config.algo_class.default_resource_request(config)
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         param_space={},

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
 from rlfrontier.validation import BadInput
 
 
-def init_ray(address: str | None = None, *, verbose: bool = False) -> None:
-    """Local Ray in process by default; `address` or RAY_ADDRESS for a cluster."""
+def init_ray(address: str | None = None, *, verbose: bool = False, trial_resources=None) -> None:
+    """Local Ray in process by default; `address` or RAY_ADDRESS for a cluster.
+
+    `trial_resources` (a PlacementGroupFactory, what one trial asks for) is
+    checked against what Ray has: a trial that can never be placed would wait
+    forever. Locally, CPUs are oversubscribed to fit one trial (`--num-learners 2`
+    on a 2-core laptop runs, slower); GPUs cannot be (`check_local_gpus`, before
+    anything is written). On a cluster a shortfall is reported, not refused: an
+    autoscaler may add the nodes.
+    """
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    need = dict(getattr(trial_resources, "required_resources", None) or {})
     kwargs = {"log_to_driver": verbose, "logging_level": "INFO" if verbose else "WARNING"}
     if address and address not in ("local", "auto"):
         check_reachable(address)
@@ -28,11 +39,42 @@ def init_ray(address: str | None = None, *, verbose: bool = False) -> None:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInput(f"Ray cluster at {address!r} is unreachable: {first}") from None
-    else:
-        # address="local": always a new Ray in this process. A bare ray.init()
-        # would attach to any Ray cluster already running on the machine, and
-        # the run would die with it.
-        ray.init(address="local", include_dashboard=False, **kwargs)
+        short = _shortfall(need, ray.cluster_resources())
+        if short:
+            print(f"note: one trial asks for {short}; the cluster at {address} has less now "
+                  "(trials wait until an autoscaler adds nodes)", file=sys.stderr)
+        return
+    # address="local": always a new Ray in this process. A bare ray.init()
+    # would attach to any Ray cluster already running on the machine, and
+    # the run would die with it.
+    cores = os.cpu_count() or 1
+    cpus = max(cores, math.ceil(need.get("CPU", 0)))
+    if cpus > cores:
+        print(f"note: one trial asks for {need['CPU']:g} CPUs, this machine has {cores}: "
+              f"local Ray oversubscribes them", file=sys.stderr)
+    ray.init(address="local", include_dashboard=False, num_cpus=cpus, **kwargs)
+
+
+def check_local_gpus(address: str | None, trial_resources) -> None:
+    """Before anything is written: a local run cannot ask for GPUs the machine lacks."""
+    if (address or os.environ.get("RAY_ADDRESS") or "local") not in ("local", "auto"):
+        return
+    need = float((getattr(trial_resources, "required_resources", None) or {}).get("GPU", 0))
+    if need <= 0:
+        return
+    import torch
+
+    have = torch.cuda.device_count()
+    if need > have:
+        raise BadInput(f"one trial asks for {need:g} GPU(s), this machine has {have}: lower "
+                       "--gpus-per-learner or --num-learners, or pass --address of a cluster with GPUs")
+
+
+def _shortfall(need: dict[str, float], have: dict[str, float]) -> str:
+    """'3 CPU, 1 GPU' for each resource `need` asks more of than `have` holds; '' when it fits."""
+    short = [f"{amount:g} {name}" for name, amount in sorted(need.items())
+             if amount > have.get(name, 0) + 1e-9]
+    return ", ".join(short)
 
 
 def check_reachable(address: str, *, timeout_s: float = 5.0) -> None:

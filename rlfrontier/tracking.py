@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any, Callable
 
 # Fail fast on a dead server instead of MLflow's default minutes of retries;
@@ -106,6 +107,9 @@ class MLflowTracking(Callback):
         config_yaml: text of the resolved config, logged as config.yaml.
         run_name: makes an MLflow run name from a Tune trial.
         flush_every_s: seconds between metric batches.
+        mutable_keys: config keys a scheduler changes during a trial (PBT's
+            mutations). MLflow params are write-once, so these are left out of
+            the params and logged as `config/<key>` metrics at every result.
     """
 
     def __init__(
@@ -118,7 +122,7 @@ class MLflowTracking(Callback):
         config_yaml: str,
         run_name: Callable[[Any], str] = lambda trial: trial.trial_id,
         flush_every_s: float = 5.0,
-        config_as_metrics: bool = False,
+        mutable_keys: Collection[str] = (),
     ):
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -127,9 +131,7 @@ class MLflowTracking(Callback):
         self.config_yaml = config_yaml
         self.run_name = run_name
         self.flush_every_s = flush_every_s
-        # PBT changes hyperparameters mid-trial: params are write-once in
-        # MLflow, so the trial's current config is logged as metrics too.
-        self.config_as_metrics = config_as_metrics
+        self.mutable_keys = frozenset(mutable_keys)
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.records: dict[str, TrialRecord] = {}
         self.failures: list[str] = []
@@ -182,7 +184,10 @@ class MLflowTracking(Callback):
         if run is None:
             return
         record.run_id = run.info.run_id
-        params = {**self.params, **flatten(trial.config or {})}
+        params = {
+            k: v for k, v in {**self.params, **flatten(trial.config or {})}.items()
+            if k not in self.mutable_keys
+        }
         items = [Param(k, _param_value(v)) for k, v in sorted(params.items())]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             chunk = items[i : i + MAX_PARAMS_PER_BATCH]
@@ -197,11 +202,12 @@ class MLflowTracking(Callback):
         step = int(result.get(T.ENV_STEPS, result.get("training_iteration", 0)) or 0)
         now_ms = int(time.time() * 1000)
         record.pending += [Metric(k, v, now_ms, step) for k, v in numeric_metrics(result).items()]
-        if self.config_as_metrics:
-            record.pending += [
-                Metric(f"config/{k}", v, now_ms, step)
-                for k, v in numeric_metrics(trial.config or {}).items()
-            ]
+        # Booleans as 0/1; a choice among strings or lists has no metric form.
+        current = numeric_metrics({
+            k: float(v) if isinstance(v, bool) else v
+            for k, v in (trial.config or {}).items() if k in self.mutable_keys
+        })
+        record.pending += [Metric(f"config/{k}", v, now_ms, step) for k, v in current.items()]
         record.curve.append((step, result.get(T.EPISODE_RETURN_MEAN), result.get(T.EVAL_RETURN_MEAN)))
         if time.monotonic() - record.last_flush >= self.flush_every_s:
             self._flush(record)

@@ -9,6 +9,7 @@ checkpoint, and (c) report the few top-level figures every run shares.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -67,8 +68,22 @@ def summarize(
     }
 
 
+def _unknown(value: Any) -> bool:
+    """None or NaN (of any float type)."""
+    if value is None:
+        return True
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def _eval_return(result: dict[str, Any]) -> float | None:
-    return _get(result, "evaluation", "env_runners", "episode_return_mean")
+    """The evaluation return of this result; None when it has none (NaN included:
+    RLlib reports NaN for an evaluation whose metrics hold no episode, e.g. just
+    after a restore)."""
+    value = _get(result, "evaluation", "env_runners", "episode_return_mean")
+    return None if _unknown(value) else float(value)
 
 
 def _restore_weights_only(algo, checkpoint: Path) -> None:
@@ -128,7 +143,7 @@ def train_loop(
         while True:
             result = algo.train()
             if _eval_return(result) is not None:
-                last_eval = float(_eval_return(result))
+                last_eval = _eval_return(result)
             wall_s = time.perf_counter() - start
             if steps_at_start is None:  # throughput of this run, not of a restored one
                 steps_at_start = _env_steps(result) - int(
@@ -145,9 +160,11 @@ def train_loop(
                 result["evaluation"] = algo.evaluate()
                 last_eval = _eval_return(result)
                 summary[EVAL_RETURN_MEAN] = last_eval
-            # Absent, not None, until known: schedulers skip results without
-            # their metric but would fail comparing None.
-            result.update({k: v for k, v in summary.items() if v is not None})
+            # Absent, not None or NaN, until known: schedulers skip results
+            # without their metric, but would fail comparing None and rank NaN
+            # anywhere (RLlib's training return is NaN until an episode ends,
+            # e.g. just after a restore).
+            result.update({k: v for k, v in summary.items() if not _unknown(v)})
             result[DONE_REASON] = "stop criterion" if done else ""
             if done or summary[ITERATIONS] % checkpoint_every == 0:
                 with tempfile.TemporaryDirectory() as tmp:

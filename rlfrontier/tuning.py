@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,12 @@ def load_search(path: str | Path, *, num_samples: int | None = None) -> SearchSp
         raise _bad(path, "scheduler.type", kind, "needs a search_space to mutate")
     if kind == "pbt" and any(d.kind == "grid" for d in space.values()):
         raise _bad(path, "scheduler.type", kind, "cannot mutate grid values; use choice")
+    if kind == "pbt":
+        for key, dist in space.items():
+            odd = [v for v in dist.args if not isinstance(v, (int, float))]  # bools are 0/1
+            if odd:
+                raise _bad(path, f"search_space.{key}.{dist.kind}", dist.args,
+                           "has values that are not numbers or booleans: PBT logs its mutations as metrics")
 
     searcher = _mapping(path, data, "searcher") or {"type": "random"}
     searcher_kind = searcher.get("type", "random")
@@ -288,6 +295,9 @@ def _scheduler(spec: SearchSpec):
     if kind == "pbt":
         return PopulationBasedTraining(
             time_attr="training_iteration",
+            # A result without the metric (no evaluation yet) is skipped, and
+            # the trial perturbed at its next result that has it.
+            require_attrs=False,
             hyperparam_mutations={k: d.to_tune() for k, d in spec.space.items()},
             **opts,
         )
@@ -319,6 +329,8 @@ def run_search(
     from rlfrontier.progress import ProgressPrinter
     from rlfrontier.runs import config_params, config_yaml, resolve_storage
 
+    resources = spec.base.algo_class.default_resource_request(spec.base)
+    session.check_local_gpus(address, resources)
     uri = tracking.resolve_tracking_uri(tracking_uri)
     tracking.check_tracking_uri(uri)
     storage = resolve_storage(storage_path)
@@ -335,7 +347,7 @@ def run_search(
 
     if resume and not tune.Tuner.can_restore(str(experiment_dir)):
         raise BadInput(f"--resume: no experiment to resume at {experiment_dir}")
-    session.init_ray(address, verbose=verbose)
+    session.init_ray(address, verbose=verbose, trial_resources=resources)
 
     obs_space, act_space = envs.check_env(spec.env, spec.env_config)
     meta = {
@@ -350,7 +362,7 @@ def run_search(
         params=config_params(spec.base),
         config_yaml=config_yaml(spec.base),
         run_name=lambda trial: f"{spec.algo}-{spec.env}-{trial.trial_id}",
-        config_as_metrics=spec.scheduler["type"] == "pbt",
+        mutable_keys=tuple(spec.space) if spec.scheduler["type"] == "pbt" else (),
     )
     callbacks = [tracker]
     if not quiet:
@@ -360,7 +372,7 @@ def run_search(
         checkpoint_every=spec.checkpoint_every,
     )
     trainable.__name__ = spec.algo
-    trainable = tune.with_resources(trainable, spec.base.algo_class.default_resource_request(spec.base))
+    trainable = tune.with_resources(trainable, resources)
     param_space = {k: d.to_tune() for k, d in spec.space.items()}
     # Each trial gets its own seed, recorded in its params.
     param_space["seed"] = tune.randint(0, 2**31 - 1)
@@ -390,12 +402,21 @@ def run_search(
                 name=spec.experiment,
                 storage_path=storage,
                 callbacks=callbacks,
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                # PBT: keep every checkpoint. With num_to_keep, Tune 2.60 deletes
+                # a checkpoint that one trial cloned from another's folder, and
+                # the owner then fails on FileNotFoundError (seen in our PBT test).
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=None if spec.scheduler["type"] == "pbt" else 2
+                ),
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 verbose=0,
             ),
         )
-    grid = tuner.fit()
+    with warnings.catch_warnings():
+        # Tune suggests reuse_actors for PBT; a function trainable rebuilds its
+        # algorithm on every exploit either way.
+        warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
+        grid = tuner.fit()
     trials = []
     for result in grid:
         m = result.metrics or {}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.conftest import free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
+GPUS = torch.cuda.device_count()
 BASE = ["train", "soft_q", "--env", "CartPole-v1", "--stop-timesteps", "1000"]
 
 
@@ -37,6 +39,8 @@ CASES = {
     "missing checkpoint": lambda tmp: ([*BASE, "--restore", str(tmp / "nope")], "nope"),
     "evaluate missing checkpoint": lambda tmp: (["evaluate", str(tmp / "nope")], "nope"),
     "unknown command flag": lambda tmp: ([*BASE, "--no-such-flag"], "--no-such-flag"),
+    "more GPUs than the machine has": lambda tmp: (
+        [*BASE, "--num-learners", str(GPUS + 1), "--gpus-per-learner", "1"], f"asks for {GPUS + 1} GPU(s)"),
     "bad env-config": lambda tmp: (["train", "soft_q", "--env", "CartPole-v1", "--env-config", "no_such_kwarg=1", "--stop-timesteps", "10"], "no_such_kwarg"),
 }
 

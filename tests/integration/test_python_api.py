@@ -95,3 +95,54 @@ def test_env_runner_policy_gets_the_learnt_temperature(local_ray):
         assert torch.is_tensor(algo.env_runner.module.log_alpha)
     finally:
         algo.stop()
+
+
+def _learner_weights(algo) -> list[dict[str, np.ndarray]]:
+    def weights(learner):
+        return {k: v.detach().cpu().numpy() for k, v in learner.module["default_policy"].unwrapped().state_dict().items()}
+
+    return [r.get() for r in algo.learner_group.foreach_learner(weights)]
+
+
+def test_two_learners_keep_identical_weights_and_update_every_sampled_priority(local_ray):
+    # Data-parallel learners (DDP over gloo on CPU): each gets its shard of
+    # the replayed batch, gradients are all-reduced, so the weights must stay
+    # bit-identical; the TD errors of both shards come back to the buffer.
+    config = small_config(prioritized_replay=True, twin_q=True).learners(num_learners=2, num_cpus_per_learner=0.5)
+    algo = config.build_algo()
+    buffer = algo.replay_buffer
+    sampled, updated = [], []
+    real_sample, real_update = buffer.sample, buffer.update_priorities
+
+    def recording_sample(num_items, **kwargs):
+        batch = real_sample(num_items, **kwargs)
+        sampled.append(batch["buffer_indexes"].copy())
+        return batch
+
+    def recording_update(indexes, td_errors):
+        updated.append((np.asarray(indexes).copy(), np.asarray(td_errors).copy()))
+        real_update(indexes, td_errors)
+
+    buffer.sample, buffer.update_priorities = recording_sample, recording_update
+    try:
+        initial = _learner_weights(algo)
+        for _ in range(3):
+            result = algo.train()
+        learners = _learner_weights(algo)
+        assert len(learners) == 2
+        for key in learners[0]:
+            np.testing.assert_array_equal(learners[0][key], learners[1][key], err_msg=key)
+        assert any(not np.allclose(initial[0][k], learners[0][k]) for k in initial[0]), "no update happened"
+        # The EnvRunner acts with the learners' weights.
+        runner = algo.env_runner.module.get_state()
+        for key, value in runner.items():
+            np.testing.assert_array_equal(np.asarray(value), learners[0][key], err_msg=key)
+        # Every replayed transition got its priority back, from one learner or the other.
+        assert sampled and len(updated) == len(sampled)
+        for drawn, (indexes, td_errors) in zip(sampled, updated):
+            assert len(td_errors) == len(indexes)
+            assert sorted(indexes.tolist()) == sorted(drawn.tolist())
+            assert np.isfinite(td_errors).all() and (td_errors != 0).any()
+        assert result["learners"]["default_policy"]["num_gradient_updates"] > 0
+    finally:
+        algo.stop()

@@ -124,3 +124,59 @@ def test_resume_without_an_experiment_is_bad_input(tmp_path):
     search.write_text(SEARCH)
     proc = run_cli("tune", str(search), "--resume", cwd=tmp_path)
     assert proc.returncode == 2 and "--resume" in proc.stderr
+
+
+PBT_SEARCH = """\
+algo: soft_q
+env: CartPole-v1
+experiment: pbt
+metric: episode_return_mean
+config: {lr: 1.0e-3}
+search_space:
+  alpha: {uniform: [0.01, 0.3]}
+  target_update_interval: {randint: [50, 200]}
+num_samples: 2
+scheduler: {type: pbt, perturbation_interval: 2, quantile_fraction: 0.5, resample_probability: 0.01}
+stop: {timesteps: 8000}
+evaluation: {interval: 0}
+max_concurrent_trials: 2
+"""
+
+
+def test_pbt_exploits_through_checkpoints_and_logs_mutations_as_metrics(tmp_path):
+    search = tmp_path / "pbt.yaml"
+    search.write_text(PBT_SEARCH)
+    proc = run_cli("tune", str(search), "--json", cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = last_json(proc.stdout)
+    assert summary["num_trials"] == 2 and summary["num_errored"] == 0
+    experiment = tmp_path / "ray_results" / "pbt"
+    # Tune's PBT log: [target tag, clone tag, target iteration, clone iteration, old config, new config].
+    exploits = [json.loads(line) for f in experiment.rglob("pbt_global.txt") for line in f.read_text().splitlines()]
+    assert exploits, "PBT never exploited: with two trials the worse one must copy the better one"
+    ids = {t["trial_id"]: t for t in summary["trials"]}
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for trial in summary["trials"]:
+        params = client.get_run(trial["mlflow_run_id"]).data.params
+        # Mutated hyperparameters are not params (write-once) ...
+        assert "alpha" not in params and "target_update_interval" not in params
+        assert params["lr"] == "0.001" and "seed" in params
+    def trial_of(tag: str) -> dict:  # experiment tags start with the trial's index
+        return next(t for tid, t in ids.items() if int(tid.rsplit("_", 1)[1]) == int(tag.split("_", 1)[0]))
+
+    for target_tag, clone_tag, _, clone_iteration, clone_config, new in exploits:
+        target, clone = trial_of(target_tag), trial_of(clone_tag)
+        assert target is not clone
+        # The new config is the clone's, perturbed.
+        assert new["alpha"] in (pytest.approx(clone_config["alpha"] * 0.8), pytest.approx(clone_config["alpha"] * 1.2))
+        # ... and shows up in the target's config/alpha metric history.
+        history = [m.value for m in client.get_metric_history(target["mlflow_run_id"], "config/alpha")]
+        assert history[0] != pytest.approx(new["alpha"]), history
+        assert any(v == pytest.approx(new["alpha"]) for v in history), (history, new["alpha"])
+        # The exploiting trial went on from the clone's checkpoint: its own
+        # iteration counter (restored with the algorithm) never restarted at 1.
+        result_file = next(experiment.glob(f"*{target['trial_id']}*/result.json"))
+        iterations = [json.loads(line)["iterations"] for line in result_file.read_text().splitlines()]
+        assert iterations.count(1) == 1, iterations
+        assert max(iterations) > clone_iteration
+    assert all(t["env_steps"] >= 8000 for t in summary["trials"])

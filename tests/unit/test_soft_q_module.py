@@ -112,6 +112,23 @@ def test_fixed_alpha_is_a_buffer_and_learnt_alpha_a_parameter():
     assert learnt.alpha.item() == pytest.approx(0.5)
 
 
+def test_restoring_state_keeps_a_fixed_alpha_and_carries_a_learnt_one():
+    # PBT exploits by restoring another trial's checkpoint under a mutated
+    # config: a fixed alpha must be this config's, a learnt one the checkpoint's.
+    donor = make_module(initial_alpha=0.05)
+    donor.make_target_networks()
+    fixed = make_module(initial_alpha=0.2)
+    fixed.make_target_networks()
+    fixed.set_state(donor.get_state())
+    assert fixed.alpha.item() == pytest.approx(0.2)
+    torch.testing.assert_close(fixed.qf[0].weight, donor.qf[0].weight)
+
+    learnt_donor = make_module(initial_alpha=0.05, learn_alpha=True)
+    learnt = make_module(initial_alpha=0.2, learn_alpha=True)
+    learnt.set_state(learnt_donor.get_state())
+    assert learnt.alpha.item() == pytest.approx(0.05)
+
+
 def test_acting_sends_no_gradient_into_log_alpha():
     # forward_exploration runs under no_grad; _forward is the graph it wraps.
     module = make_module(learn_alpha=True)
@@ -180,7 +197,7 @@ def test_non_inference_attributes():
 
 def test_inference_only_state_moves_to_an_env_runner_module():
     # The learner's module (twin heads + targets) syncs to an EnvRunner's inference-only one.
-    learner_module = make_module()
+    learner_module = make_module(learn_alpha=True)
     learner_module.make_target_networks()
     with torch.no_grad():
         learner_module.log_alpha.fill_(math.log(0.25))
@@ -190,7 +207,7 @@ def test_inference_only_state_moves_to_an_env_runner_module():
     runner_module = SoftQTorchRLModule(
         observation_space=OBS_SPACE,
         action_space=ACT_SPACE,
-        model_config={**MODEL_CONFIG, "hidden_sizes": [8]},
+        model_config={**MODEL_CONFIG, "hidden_sizes": [8], "learn_alpha": True},
         inference_only=True,
     )
     runner_module.set_state(state)

@@ -73,6 +73,11 @@ BAD = {
     "no stop": (GOOD.replace("stop: {timesteps: 1000}\n", ""), "stop criterion"),
     "bad resources": (GOOD + "resources: {gpus: 1}\n", "resources.gpus=1"),
     "pbt with grid": (GOOD + "scheduler: {type: pbt, perturbation_interval: 2}\n", "grid"),
+    "pbt mutating a string": (
+        GOOD.replace("n_step: {grid: [1, 3]}", "n_step: {choice: ['one', 'three']}")
+        + "scheduler: {type: pbt, perturbation_interval: 2}\n",
+        "search_space.n_step.choice=['one', 'three'] has values that are not numbers",
+    ),
 }
 
 

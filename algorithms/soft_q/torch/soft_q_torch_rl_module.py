@@ -36,8 +36,9 @@ class SoftQTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOnly
 
     The EnvRunner's default action connector then samples the Boltzmann policy
     pi(a|s) = softmax(Q(s, .) / alpha) when exploring and takes argmax_a Q in
-    inference. log_alpha lives in the module (a parameter when the learner tunes
-    it, a buffer when fixed) so that weight syncs carry it to the EnvRunners.
+    inference. A learnt log_alpha is a parameter of the module, so weight syncs
+    carry it to the EnvRunners; a fixed one is a non-persistent buffer set from
+    the config on every copy of the module.
 
     model_config keys: hidden_sizes (list[int]), twin_q (bool, a second Q head
     for clipped double-Q targets; learner only), initial_alpha (float > 0),
@@ -61,7 +62,10 @@ class SoftQTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOnly
         if cfg.get("learn_alpha", False):
             self.log_alpha = nn.Parameter(log_alpha)
         else:
-            self.register_buffer("log_alpha", log_alpha)
+            # A fixed temperature is a setting, not state: left out of the state
+            # dict, a restored checkpoint (PBT's exploit, fine-tuning) cannot
+            # overwrite the alpha this config asks for.
+            self.register_buffer("log_alpha", log_alpha, persistent=False)
 
     @property
     def alpha(self) -> torch.Tensor:
