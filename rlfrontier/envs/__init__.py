@@ -14,6 +14,8 @@ PREFIX = "rlfrontier/"
 def register_envs() -> None:
     """Registers the project's own environments with gymnasium (idempotent)."""
     # The project's own environments (DeepSea, GridWorld, ...) register here.
+    if f"{PREFIX}DeepSea-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}DeepSea-v0", entry_point="rlfrontier.envs.deep_sea:DeepSeaEnv")
 
 
 def list_envs() -> list[dict[str, Any]]:
