@@ -184,7 +184,7 @@ def cmd_train(args) -> int:
         f"done: {summary['algo']} on {summary['env']} (seed {summary['seed']}): "
         f"{summary['env_steps']:,} env steps in {summary['train_wall_s']:.1f} s "
         f"({summary['env_steps_per_s']:,.0f} steps/s), eval return "
-        f"{'-' if ev is None else format(ev, '.1f')}"
+        f"{'-' if ev is None else format(ev, '.4g')}"
     )
     print(f"checkpoint: {summary['checkpoint']}")
     print(f"MLflow run: {summary['mlflow_run_id']} in experiment {summary['experiment']!r} at {summary['tracking_uri']}")

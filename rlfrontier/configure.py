@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,10 @@ def apply_overrides(config: AlgorithmConfig, overrides: dict[str, Any], *, sourc
             if key == "model_config":  # a read-only property; its setter is rl_module()
                 if not isinstance(value, dict):
                     raise TypeError("model_config must be a mapping")
-                config.rl_module(model_config={**config._model_config, **value})
+                current_model = config._model_config
+                if is_dataclass(current_model):  # RLlib's DefaultModelConfig
+                    current_model = asdict(current_model)
+                config.rl_module(model_config={**(current_model or {}), **value})
             else:
                 config.update_from_dict({key: value})
         except AttributeError:
@@ -155,6 +158,7 @@ def build_config(
             f"{algo} needs a {' or '.join(spec.action_spaces)} action space; {env} has {action_space}"
         )
     config = spec.make_config()
+    envs.register_with_ray(env)
     config.environment(env, env_config=env_config)
     config.debugging(seed=seed)
 

@@ -10,7 +10,8 @@ from ray.tune import Callback
 from rlfrontier import trainable as T
 
 
-def _fmt(value, spec: str = ".1f") -> str:
+def _fmt(value, spec: str = ".3g") -> str:
+    """Three significant digits: 500, 23.7 and DeepSea's 0.99 all read right."""
     return "-" if value is None else format(value, spec)
 
 

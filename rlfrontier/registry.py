@@ -32,6 +32,12 @@ def _soft_q() -> AlgorithmConfig:
     return SoftQConfig()
 
 
+def _boot_dqn() -> AlgorithmConfig:
+    from rlfrontier.algorithms.boot_dqn import BootDQNConfig
+
+    return BootDQNConfig()
+
+
 def _dqn() -> AlgorithmConfig:
     from ray.rllib.algorithms.dqn import DQNConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -90,6 +96,14 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             ("Discrete",),
             _soft_q,
             ("alpha", "policy_entropy", "q_mean", "qf_loss"),
+        ),
+        AlgoSpec(
+            "boot_dqn",
+            "Bootstrapped DQN with randomised priors: K Q-heads, one sampled per episode (posterior sampling)",
+            "rlfrontier",
+            ("Discrete",),
+            _boot_dqn,
+            ("qf_loss", "q_mean", "head_disagreement"),
         ),
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),
         AlgoSpec("sac", "RLlib SAC (baseline)", "rllib", ("Box", "Discrete"), _sac),

@@ -165,3 +165,13 @@ def ray_head(tmp_path_factory):
         yield head
     finally:
         head.stop()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """Ray in this process (2 CPUs), for tests of the Python API; one module at a time."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium as gym
@@ -16,6 +17,25 @@ def register_envs() -> None:
     # The project's own environments (DeepSea, GridWorld, ...) register here.
     if f"{PREFIX}DeepSea-v0" not in gym.registry:
         gym.register(id=f"{PREFIX}DeepSea-v0", entry_point="rlfrontier.envs.deep_sea:DeepSeaEnv")
+
+
+def _make_own(env_id: str, env_config) -> gym.Env:
+    register_envs()
+    return gym.make(env_id, **dict(env_config or {}))
+
+
+def register_with_ray(env_id: str) -> None:
+    """Makes one of the project's own envs known to every Ray worker.
+
+    A gymnasium registration lives only in the process that made it; RLlib's
+    EnvRunners (other processes, other nodes) build envs from Ray's registry,
+    which travels through the cluster. gymnasium ids need nothing.
+    """
+    if not env_id.startswith(PREFIX):
+        return
+    from ray.tune.registry import register_env
+
+    register_env(env_id, functools.partial(_make_own, env_id))
 
 
 def list_envs() -> list[dict[str, Any]]:

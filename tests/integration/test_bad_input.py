@@ -41,6 +41,12 @@ CASES = {
     "unknown command flag": lambda tmp: ([*BASE, "--no-such-flag"], "--no-such-flag"),
     "more GPUs than the machine has": lambda tmp: (
         [*BASE, "--num-learners", str(GPUS + 1), "--gpus-per-learner", "1"], f"asks for {GPUS + 1} GPU(s)"),
+    "boot_dqn mask out of range": lambda tmp: (
+        ["train", "boot_dqn", "--env", "rlfrontier/DeepSea-v0", "--stop-timesteps", "10", "--set", "mask_prob=0"],
+        "mask_prob=0"),
+    "deep sea size out of range": lambda tmp: (
+        ["train", "boot_dqn", "--env", "rlfrontier/DeepSea-v0", "--env-config", "size=1", "--stop-timesteps", "10"],
+        "size"),
     "bad env-config": lambda tmp: (["train", "soft_q", "--env", "CartPole-v1", "--env-config", "no_such_kwarg=1", "--stop-timesteps", "10"], "no_such_kwarg"),
 }
 

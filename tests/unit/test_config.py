@@ -447,3 +447,12 @@ def test_validate_accepts_an_lr_schedule():
     config = cartpole_config(lr=[[0, 1e-3], [10_000, 1e-4]])
     config.validate()  # raises if the schedule were range-checked as a number
     assert config.lr == [[0, 1e-3], [10_000, 1e-4]]
+
+
+def test_model_config_override_merges_into_rllibs_default_model_config():
+    # The dqn baseline sets a DefaultModelConfig dataclass, not a dict.
+    _, config, _ = build_config(
+        algo="dqn", env="CartPole-v1", seed=0, overrides={"model_config": {"fcnet_bias_initializer": None}}
+    )
+    assert config.model_config["fcnet_bias_initializer"] is None
+    assert config.model_config["fcnet_hiddens"] == [256]  # the rest of the baseline's settings kept

@@ -11,7 +11,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.typing import ModuleID
 
-from rlfrontier import replay
+from rlfrontier import offpolicy, replay
+from rlfrontier.torch_utils import register_fused_adam
 from rlfrontier.algorithms.soft_q import losses
 from rlfrontier.algorithms.soft_q.soft_q_learner import (
     ALPHA,
@@ -19,8 +20,6 @@ from rlfrontier.algorithms.soft_q.soft_q_learner import (
     ENTROPY,
     Q_MEAN,
     QF_LOSS,
-    TD_ERROR,
-    TD_INDEXES,
     SoftQLearner,
 )
 from rlfrontier.algorithms.soft_q.torch.soft_q_torch_rl_module import (
@@ -31,29 +30,12 @@ from rlfrontier.algorithms.soft_q.torch.soft_q_torch_rl_module import (
 
 
 class SoftQTorchLearner(SoftQLearner, TorchLearner):
-    # fused Adam: one kernel per step instead of a Python loop over parameters
-    # (0.73 vs 0.92 ms per update of a 256x256 MLP on a 2-core CPU here).
-    def configure_optimizers_for_module(
-        self, module_id: ModuleID, config: AlgorithmConfig = None
-    ) -> None:
+    def configure_optimizers_for_module(self, module_id: ModuleID, config: AlgorithmConfig = None) -> None:
         module = self._module[module_id].unwrapped()
         q_params = [p for n, p in module.named_parameters() if n != "log_alpha"]
-        self.register_optimizer(
-            module_id=module_id,
-            optimizer_name="qf",
-            optimizer=torch.optim.Adam(q_params, fused=True),
-            params=q_params,
-            lr_or_lr_schedule=config.lr,
-        )
+        register_fused_adam(self, module_id, "qf", q_params, config.lr)
         if config.learn_alpha:
-            alpha_params = [module.log_alpha]
-            self.register_optimizer(
-                module_id=module_id,
-                optimizer_name="alpha",
-                optimizer=torch.optim.Adam(alpha_params, fused=True),
-                params=alpha_params,
-                lr_or_lr_schedule=config.alpha_lr,
-            )
+            register_fused_adam(self, module_id, "alpha", [module.log_alpha], config.alpha_lr)
 
     def compute_loss_for_module(
         self,
@@ -116,12 +98,5 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
             {k: v.detach() for k, v in metrics.items()}, key=module_id, window=1
         )
         if config.prioritized_replay:
-            # Per-sample values for priority updates, matched by buffer index so
-            # that sharding the batch over several learners keeps them aligned.
-            self.metrics.log_value(
-                (module_id, TD_ERROR), td_error, reduce="item_series"
-            )
-            self.metrics.log_value(
-                (module_id, TD_INDEXES), batch[replay.INDEXES], reduce="item_series"
-            )
+            offpolicy.log_priority_inputs(self, module_id, td_error, batch[replay.INDEXES])
         return total

@@ -1,0 +1,115 @@
+"""Bootstrapped DQN with randomised prior functions as pure tensor functions.
+
+Bootstrapped DQN (Osband et al. 2016, "Deep Exploration via Bootstrapped DQN")
+trains K Q-functions on K bootstrap resamples of the replayed data (a Bernoulli
+mask per transition and head) and acts greedily with one head sampled per
+episode: an approximate posterior sample (Thompson sampling over value
+functions), so exploration is temporally consistent, unlike epsilon-dithering.
+Randomised prior functions (Osband et al. 2018, "Randomized Prior Functions for
+Deep Reinforcement Learning") add a fixed, untrained random network to each
+head, Q_k = f_k + beta * p_k, which keeps the ensemble diverse where data are
+scarce.
+
+Shapes: K heads, B the batch, A the number of discrete actions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def double_q_targets(
+    *,
+    rewards: torch.Tensor,
+    discounts: torch.Tensor,
+    next_q_online: torch.Tensor,
+    next_q_target: torch.Tensor,
+) -> torch.Tensor:
+    """Per-head double-Q targets y_k = r + discount * Q'_k(s', argmax_a Q_k(s', a)).
+
+    Each head bootstraps from its own target head (van Hasselt et al. 2016
+    per head, as in Osband et al. 2016).
+
+    Args:
+        rewards: n-step returns, [B].
+        discounts: gamma^k * (1 - terminated), [B].
+        next_q_online: online Q-values at the next observations, [K, B, A].
+        next_q_target: target Q-values at the next observations, [K, B, A].
+
+    Returns:
+        Targets, [K, B] (no gradient).
+    """
+    best = next_q_online.argmax(dim=-1, keepdim=True)  # [K, B, 1]
+    next_value = next_q_target.gather(-1, best).squeeze(-1)  # [K, B]
+    return (rewards.unsqueeze(0) + discounts.unsqueeze(0) * next_value).detach()
+
+
+def masked_td_loss(
+    *,
+    q_taken: torch.Tensor,
+    targets: torch.Tensor,
+    masks: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    huber_delta: float | None = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bootstrap loss: each head's TD loss over the transitions its mask keeps.
+
+    L = (1/K) sum_k [ sum_b w_b m_bk l(q_kb - y_kb) / max(1, sum_b m_bk) ]:
+    head k sees its own resample of the batch, and its loss is a mean over it,
+    so a head's gradient scale does not depend on K or on the mask probability.
+
+    Args:
+        q_taken: Q_k(s, a) of the replayed actions, [K, B].
+        targets: y_k, [K, B].
+        masks: bootstrap masks in {0, 1}, [B, K] (as stored per transition).
+        weights: importance weights of prioritised replay, [B], or None.
+        huber_delta: Huber threshold; None for the squared error.
+
+    Returns:
+        (loss, td_error): the scalar loss and the per-transition TD error
+        averaged over the heads that kept it, [B] (0 where no head did), for
+        replay priorities.
+    """
+    td = q_taken - targets  # [K, B]
+    if huber_delta is None:
+        per_element = 0.5 * td.pow(2)
+    else:
+        per_element = F.huber_loss(q_taken, targets, reduction="none", delta=huber_delta)
+    m = masks.t().to(per_element.dtype)  # [K, B]
+    if weights is not None:
+        per_element = per_element * weights.unsqueeze(0)
+    per_head = (per_element * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+    kept = m.sum(dim=0)  # [B]
+    td_error = (td.detach().abs() * m).sum(dim=0) / kept.clamp(min=1.0)
+    return per_head.mean(), td_error
+
+
+def vote(q: torch.Tensor) -> torch.Tensor:
+    """The ensemble's greedy action: a majority vote of the heads' argmax actions.
+
+    Ties go to the action with the higher mean Q-value across heads.
+
+    Args:
+        q: Q-values of all heads, [K, B, A].
+
+    Returns:
+        Actions, [B] (int64).
+    """
+    num_actions = q.shape[-1]
+    votes = F.one_hot(q.argmax(dim=-1), num_actions).sum(dim=0).to(q.dtype)  # [B, A]
+    mean_q = q.mean(dim=0)
+    # A tie-breaker below one vote: mean Q rescaled into [0, 0.5).
+    spread = (mean_q - mean_q.min(dim=-1, keepdim=True).values)
+    tie_break = 0.5 * spread / (spread.max(dim=-1, keepdim=True).values + 1e-8)
+    return (votes + tie_break * 0.999).argmax(dim=-1)
+
+
+def head_diversity(q: torch.Tensor) -> torch.Tensor:
+    """Fraction of states where the heads disagree on the greedy action, [] in [0, 1].
+
+    A health figure of the ensemble: near 0, posterior sampling explores no
+    more than one greedy head.
+    """
+    greedy = q.argmax(dim=-1)  # [K, B]
+    return (greedy != greedy[:1]).any(dim=0).float().mean()

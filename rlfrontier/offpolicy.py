@@ -1,0 +1,274 @@
+"""What the project's off-policy algorithms share: replay settings and the replay training step.
+
+`ReplayConfig` holds the replay fields (capacity, prioritisation, replay ratio,
+n-step, warm-up) and checks them; `replay_training_step` is the training step
+of an algorithm that learns from a `rlfrontier.replay.TransitionReplayBuffer`:
+sample episode chunks from the EnvRunners, fold them into n-step transitions,
+add them, and run `training_intensity * sampled / batch` SGD updates in one
+learner-group call (one minibatch per update), then sync the EnvRunners.
+Algorithms add per-transition columns (e.g. bootstrap masks) through a hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.learner.learner import Learner
+from ray.rllib.core.learner.utils import update_target_network
+from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+from ray.rllib.utils.metrics import (
+    ALL_MODULES,
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    REPLAY_BUFFER_ADD_DATA_TIMER,
+    REPLAY_BUFFER_SAMPLE_TIMER,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+from ray.rllib.utils.numpy import convert_to_numpy
+
+from rlfrontier import replay
+from rlfrontier.validation import check_choice, check_range
+
+# Result keys, defined once here.
+REPLAY_BUFFER_SIZE = "replay_buffer_size"
+NUM_UPDATES_THIS_STEP = "num_sgd_updates"
+# Per-sample learner outputs for priority updates (popped before reporting).
+TD_ERROR = "td_error"
+TD_INDEXES = "td_error_buffer_indexes"
+
+REPLAY_FIELDS = (
+    "n_step",
+    "replay_capacity",
+    "prioritized_replay",
+    "prioritized_replay_alpha",
+    "prioritized_replay_beta",
+    "prioritized_replay_eps",
+    "training_intensity",
+    "num_steps_sampled_before_learning_starts",
+)
+
+
+class ReplayConfig(AlgorithmConfig):
+    """Replay settings of an off-policy algorithm; set through `training()`.
+
+    Fields:
+        n_step: return horizon of the backup.
+        replay_capacity: transitions kept in the replay buffer.
+        prioritized_replay, prioritized_replay_alpha, prioritized_replay_beta,
+        prioritized_replay_eps: proportional prioritised replay (Schaul et al. 2016).
+        training_intensity: replayed transitions per sampled transition, i.e.
+            SGD updates per env step = training_intensity / global batch size.
+        num_steps_sampled_before_learning_starts: warm-up env steps.
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class)
+        self.n_step = 1
+        self.replay_capacity = 50_000
+        self.prioritized_replay = False
+        self.prioritized_replay_alpha = 0.6
+        self.prioritized_replay_beta = 0.4
+        self.prioritized_replay_eps = 1e-6
+        self.training_intensity = 64.0
+        self.num_steps_sampled_before_learning_starts = 1000
+
+    def training(self, **kwargs) -> "ReplayConfig":
+        """RLlib's `training()` plus the replay fields (and a subclass's, via `own_fields`)."""
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k in REPLAY_FIELDS + self.own_fields}
+        super().training(**kwargs)
+        for name, value in own.items():
+            if value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    # A subclass lists its own training() fields here (names of attributes).
+    own_fields: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        check_range("gamma", self.gamma, 0.0, 1.0)
+        if not isinstance(self.lr, (list, tuple)):  # RLlib also takes an lr schedule
+            check_range("lr", self.lr, 0.0, None, low_open=True)
+        check_range("n_step", self.n_step, 1, None, integer=True)
+        check_range("replay_capacity", self.replay_capacity, 1, None, integer=True)
+        check_range("prioritized_replay_alpha", self.prioritized_replay_alpha, 0.0, None)
+        check_range("prioritized_replay_beta", self.prioritized_replay_beta, 0.0, 1.0)
+        check_range("prioritized_replay_eps", self.prioritized_replay_eps, 0.0, None, low_open=True)
+        check_range("training_intensity", self.training_intensity, 0.0, None, low_open=True)
+        check_range(
+            "num_steps_sampled_before_learning_starts",
+            self.num_steps_sampled_before_learning_starts, 0, None, integer=True,
+        )
+        check_range("train_batch_size_per_learner", self.train_batch_size_per_learner, 1, None, integer=True)
+        check_choice("prioritized_replay", self.prioritized_replay, (True, False))
+        super().validate()
+
+
+def make_replay_buffer(config: ReplayConfig) -> replay.TransitionReplayBuffer:
+    return replay.TransitionReplayBuffer(
+        capacity=config.replay_capacity,
+        prioritized=config.prioritized_replay,
+        alpha=config.prioritized_replay_alpha,
+        epsilon=config.prioritized_replay_eps,
+        seed=config.seed,
+    )
+
+
+def replay_training_step(
+    algo, *, extra_columns: Callable[[int], dict[str, np.ndarray]] | None = None
+) -> None:
+    """One training step of `algo` (an Algorithm with `replay_buffer` and `_update_credit`).
+
+    Args:
+        algo: the algorithm; its config is a ReplayConfig.
+        extra_columns: given the number N of new transitions, per-transition
+            columns to store with them ([N, ...] arrays), e.g. bootstrap masks.
+    """
+    cfg = algo.config
+    with algo.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+        episodes, env_runner_results = synchronous_parallel_sample(
+            worker_set=algo.env_runner_group,
+            concat=True,
+            sample_timeout_s=cfg.sample_timeout_s,
+            _uses_new_env_runners=True,
+            _return_metrics=True,
+        )
+    algo.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+
+    with algo.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
+        columns = replay.transitions_from_episodes(episodes, gamma=cfg.gamma, n_step=cfg.n_step)
+        num_sampled = 0
+        if columns is not None:
+            num_sampled = len(columns[replay.OBS])
+            if extra_columns is not None:
+                columns.update(extra_columns(num_sampled))
+            algo.replay_buffer.add(columns)
+    algo.metrics.log_value(REPLAY_BUFFER_SIZE, len(algo.replay_buffer), window=1)
+
+    lifetime_steps = algo.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+    if lifetime_steps < cfg.num_steps_sampled_before_learning_starts:
+        return
+
+    batch_size = cfg.train_batch_size_per_learner * max(cfg.num_learners, 1)
+    algo._update_credit += num_sampled * cfg.training_intensity / batch_size
+    num_updates = int(algo._update_credit)
+    if num_updates == 0:
+        return
+    algo._update_credit -= num_updates
+    algo.metrics.log_value(NUM_UPDATES_THIS_STEP, num_updates, reduce="sum")
+
+    with algo.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
+        sampled = algo.replay_buffer.sample(num_updates * batch_size, beta=cfg.prioritized_replay_beta)
+        train_batch = MultiAgentBatch(
+            {DEFAULT_MODULE_ID: SampleBatch(sampled)}, env_steps=len(sampled[replay.OBS])
+        )
+
+    with algo.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+        learner_results = algo.learner_group.update(
+            batch=train_batch,
+            minibatch_size=cfg.train_batch_size_per_learner,
+            num_epochs=1,
+            shuffle_batch_per_epoch=False,
+            timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: lifetime_steps},
+        )
+        indexes, td_errors = pop_priority_inputs(learner_results)
+        if cfg.prioritized_replay and td_errors is not None:
+            algo.replay_buffer.update_priorities(indexes, td_errors)
+        algo.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+
+    with algo.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+        modules = set(learner_results[0].keys()) - {ALL_MODULES}
+        algo.env_runner_group.sync_weights(
+            from_worker_or_learner_group=algo.learner_group,
+            policies=modules,
+            inference_only=True,
+        )
+
+
+def pop_priority_inputs(learner_results: list[dict]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Pops per-sample TD errors and their buffer indexes out of the results.
+
+    With several learners each reports its own shard's pairs; they are matched
+    by buffer index, so the order of the shards does not matter.
+    """
+    indexes, td_errors = [], []
+    for result in learner_results:
+        for module_results in result.values():
+            if TD_ERROR not in module_results:
+                continue
+            # One array per minibatch (an item series).
+            td_errors.extend(convert_to_numpy(module_results.pop(TD_ERROR).peek()))
+            indexes.extend(convert_to_numpy(module_results.pop(TD_INDEXES).peek()))
+    if not td_errors:
+        return None, None
+    return np.concatenate(indexes), np.concatenate(td_errors)
+
+
+def log_priority_inputs(learner, module_id: str, td_error, indexes) -> None:
+    """Called in a learner's loss: per-sample TD errors for the replay priorities."""
+    learner.metrics.log_value((module_id, TD_ERROR), td_error, reduce="item_series")
+    learner.metrics.log_value((module_id, TD_INDEXES), indexes, reduce="item_series")
+
+
+# Learner side ---------------------------------------------------------------------
+NUM_UPDATES = "num_gradient_updates"
+NUM_TARGET_UPDATES = "num_target_updates"
+NUM_UPDATES_STATE = "num_gradient_updates_done"  # key in the learner's state
+
+
+def sync_target_networks(learner, num_updates: int) -> None:
+    """After gradient update number `num_updates`: target sync every `target_update_interval`.
+
+    RLlib's DQN counts its target period in sampled env steps, so the number of
+    updates between syncs silently changes with the replay ratio; here the
+    period is in gradient updates. With tau < 1 the sync is Polyak averaging.
+    """
+    for module_id, module in learner.module._rl_modules.items():
+        config = learner.config.get_config_for_module(module_id)
+        if num_updates % config.target_update_interval == 0:
+            for main_net, target_net in module.unwrapped().get_target_network_pairs():
+                update_target_network(main_net=main_net, target_net=target_net, tau=config.tau)
+            learner.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
+        learner.metrics.log_value((module_id, NUM_UPDATES), 1, reduce="lifetime_sum")
+
+
+class TargetSyncLearner(Learner):
+    """A Learner that counts its gradient updates and syncs target networks by them.
+
+    The shared base of the project's value-based learners (a runtime piece,
+    like ReplayConfig; no algorithm's learner inherits another's). One call of
+    `_update` is one SGD step; checkpoints keep the count.
+    """
+
+    def build(self) -> None:
+        super().build()
+        self.module.foreach_module(
+            lambda mid, mod: mod.make_target_networks() if isinstance(mod, TargetNetworkAPI) else None
+        )
+        self._num_updates = 0
+
+    def _update(self, batch: dict[str, Any], **kwargs):
+        result = super()._update(batch, **kwargs)
+        self._num_updates += 1
+        sync_target_networks(self, self._num_updates)
+        return result
+
+    def get_state(self, *args, **kwargs):
+        return {**super().get_state(*args, **kwargs), NUM_UPDATES_STATE: self._num_updates}
+
+    def set_state(self, state) -> None:
+        super().set_state(state)
+        self._num_updates = state.get(NUM_UPDATES_STATE, self._num_updates)
+
+    @classmethod
+    def rl_module_required_apis(cls) -> list[type]:
+        return [QNetAPI, TargetNetworkAPI]

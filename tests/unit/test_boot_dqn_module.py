@@ -1,0 +1,144 @@
+"""BootDQNTorchRLModule: ensemble shapes, fixed priors, per-episode heads, voting, epsilon."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from ray.rllib.core.columns import Columns
+
+from rlfrontier.algorithms.boot_dqn.connectors import BOOTSTRAP_HEAD, BootstrapHeadPicker
+from rlfrontier.algorithms.boot_dqn.torch.boot_dqn_torch_rl_module import (
+    Q_VALUES,
+    BootDQNTorchRLModule,
+    EnsembleLinear,
+    epsilon_at,
+)
+
+OBS_SPACE = gym.spaces.Box(0.0, 1.0, (6,))
+ACT_SPACE = gym.spaces.Discrete(3)
+
+
+def make_module(**model_config) -> BootDQNTorchRLModule:
+    torch.manual_seed(0)
+    return BootDQNTorchRLModule(
+        observation_space=OBS_SPACE,
+        action_space=ACT_SPACE,
+        model_config={"num_heads": 4, "hidden_sizes": [8], "prior_scale": 3.0, **model_config},
+    )
+
+
+def obs(batch_size: int = 5) -> torch.Tensor:
+    return torch.rand(batch_size, 6, generator=torch.Generator().manual_seed(1))
+
+
+def test_ensemble_linear_equals_k_separate_linear_layers():
+    layer = EnsembleLinear(3, 5, 2)
+    x = torch.randn(7, 5)
+    out = layer(x)
+    assert out.shape == (3, 7, 2)
+    for k in range(3):
+        torch.testing.assert_close(out[k], x @ layer.weight[k] + layer.bias[k])
+    # Per-head inputs go through the batched matmul.
+    xs = torch.randn(3, 7, 5)
+    torch.testing.assert_close(layer(xs)[1], xs[1] @ layer.weight[1] + layer.bias[1])
+
+
+def test_q_values_are_trained_net_plus_scaled_fixed_prior():
+    module = make_module()
+    batch = {Columns.OBS: obs()}
+    q = module.forward_train(batch)[Q_VALUES]
+    assert q.shape == (4, 5, 3)
+    x = obs()
+    torch.testing.assert_close(q, module.qf(x) + 3.0 * module.prior(x))
+    assert not any(p.requires_grad for p in module.prior.parameters())
+    # The heads differ (independent initialisations and priors).
+    assert not torch.allclose(q[0], q[1])
+
+
+def test_prior_gets_no_gradient_and_is_in_the_state():
+    module = make_module()
+    module.forward_train({Columns.OBS: obs()})[Q_VALUES].sum().backward()
+    assert all(p.grad is None for p in module.prior.parameters())
+    assert all(p.grad is not None for p in module.qf.parameters())
+    assert any(k.startswith("prior.") for k in module.get_state())
+
+
+def test_exploration_acts_greedily_with_each_rows_head():
+    module = make_module()
+    x = obs(6)
+    heads = torch.tensor([0, 1, 2, 3, 0, 1])
+    actions = module.forward_exploration({Columns.OBS: x, BOOTSTRAP_HEAD: heads}, t=0)[Columns.ACTIONS]
+    q = module.q_all(x)
+    expected = torch.stack([q[h, i].argmax() for i, h in enumerate(heads.tolist())])
+    torch.testing.assert_close(actions, expected)
+
+
+def test_inference_votes_and_one_head_is_greedy():
+    module = make_module(num_heads=1)
+    x = obs(8)
+    actions = module.forward_inference({Columns.OBS: x})[Columns.ACTIONS]
+    torch.testing.assert_close(actions, module.q_all(x)[0].argmax(dim=-1))
+
+
+def test_epsilon_schedule_is_piecewise_linear_in_env_steps():
+    assert epsilon_at(0.1, 5) == 0.1
+    schedule = [[0, 1.0], [1000, 0.1]]
+    assert epsilon_at(schedule, 0) == 1.0
+    assert epsilon_at(schedule, 500) == pytest.approx(0.55)
+    assert epsilon_at(schedule, 10_000) == pytest.approx(0.1)
+    assert epsilon_at(schedule, None) == pytest.approx(0.1)
+
+
+def test_epsilon_one_acts_uniformly_at_random():
+    module = make_module(epsilon=1.0)
+    torch.manual_seed(3)
+    x = torch.rand(3000, 6)
+    actions = module.forward_exploration({Columns.OBS: x, BOOTSTRAP_HEAD: torch.zeros(3000, dtype=torch.long)},
+                                         t=0)[Columns.ACTIONS]
+    counts = np.bincount(actions.numpy(), minlength=3) / 3000
+    assert np.all(np.abs(counts - 1 / 3) < 0.05), counts
+
+
+def test_target_network_is_a_frozen_copy_with_the_same_prior():
+    module = make_module()
+    module.make_target_networks()
+    x = {Columns.OBS: obs()}
+    torch.testing.assert_close(module.forward_target(x)[Q_VALUES], module.forward_train(x)[Q_VALUES])
+    assert module.get_non_inference_attributes() == ["target_qf"]
+
+
+def test_inference_only_module_takes_the_learner_state():
+    learner_module = make_module()
+    learner_module.make_target_networks()
+    runner = BootDQNTorchRLModule(observation_space=OBS_SPACE, action_space=ACT_SPACE, inference_only=True,
+                                  model_config={"num_heads": 4, "hidden_sizes": [8], "prior_scale": 3.0})
+    runner.set_state(learner_module.get_state(inference_only=True))
+    x = obs()
+    torch.testing.assert_close(runner.q_all(x), learner_module.q_all(x))
+
+
+def _episodes(n: int) -> list:
+    from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+    return [SingleAgentEpisode(observations=[OBS_SPACE.sample()], observation_space=OBS_SPACE,
+                               action_space=ACT_SPACE) for _ in range(n)]
+
+
+def _heads_in(batch: dict, episodes: list) -> list[int]:
+    column = batch[BOOTSTRAP_HEAD]
+    return [column[(e.id_,)][0] for e in episodes]
+
+
+def test_head_picker_draws_once_per_episode_and_keeps_it_across_chunks():
+    picker = BootstrapHeadPicker(num_heads=5, seed=0)
+    episodes = _episodes(200)
+    first = _heads_in(picker(rl_module=None, batch={}, episodes=episodes), episodes)
+    assert first == [e.custom_data[BOOTSTRAP_HEAD] for e in episodes]
+    assert set(first) == set(range(5))  # 200 draws cover all 5 heads
+    # The next step of the same episodes, and their successor chunks after a
+    # sample() boundary (RLlib's cut()), act with the same heads.
+    assert _heads_in(picker(rl_module=None, batch={}, episodes=episodes), episodes) == first
+    successors = [e.cut() for e in episodes]
+    assert _heads_in(picker(rl_module=None, batch={}, episodes=successors), successors) == first
