@@ -175,3 +175,12 @@ def local_ray():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+def learner_weights(algo) -> list[dict]:
+    """Each remote learner's module weights (numpy), to compare data-parallel learners."""
+    def weights(learner):
+        module = learner.module["default_policy"].unwrapped()
+        return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+
+    return [r.get() for r in algo.learner_group.foreach_learner(weights)]

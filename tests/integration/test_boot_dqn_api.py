@@ -10,6 +10,7 @@ from ray.rllib.core.columns import Columns
 from rlfrontier.algorithms.boot_dqn import BootDQN, BootDQNConfig
 from rlfrontier.algorithms.boot_dqn.boot_dqn import BOOTSTRAP_MASK
 from rlfrontier.envs import register_with_ray
+from tests.conftest import learner_weights
 
 pytestmark = pytest.mark.integration
 
@@ -86,5 +87,23 @@ def test_episodes_act_with_one_head_each(local_ray):
         assert len(heads_used) > 1
         inference = module.forward_inference({Columns.OBS: torch.as_tensor(np.eye(36, dtype=np.float32))})
         assert inference[Columns.ACTIONS].shape == (36,)
+    finally:
+        algo.stop()
+
+
+def test_two_learners_keep_identical_ensembles(local_ray):
+    config = small_config(mask_prob=0.5).learners(num_learners=2, num_cpus_per_learner=0.5)
+    algo = config.build_algo()
+    try:
+        for _ in range(2):
+            result = algo.train()
+        assert result["learners"]["default_policy"]["num_gradient_updates"] > 0
+        first, second = learner_weights(algo)
+        for key in first:
+            np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+        # The fixed priors are the same on both learners and on the EnvRunner.
+        runner = algo.env_runner.module.get_state()
+        for key in (k for k in first if k.startswith("prior.")):
+            np.testing.assert_array_equal(np.asarray(runner[key]), first[key], err_msg=key)
     finally:
         algo.stop()

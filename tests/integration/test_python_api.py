@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rlfrontier.algorithms.soft_q import SoftQ, SoftQConfig
+from tests.conftest import learner_weights
 
 pytestmark = pytest.mark.integration
 
@@ -89,13 +90,6 @@ def test_env_runner_policy_gets_the_learnt_temperature(local_ray):
         algo.stop()
 
 
-def _learner_weights(algo) -> list[dict[str, np.ndarray]]:
-    def weights(learner):
-        return {k: v.detach().cpu().numpy() for k, v in learner.module["default_policy"].unwrapped().state_dict().items()}
-
-    return [r.get() for r in algo.learner_group.foreach_learner(weights)]
-
-
 def test_two_learners_keep_identical_weights_and_update_every_sampled_priority(local_ray):
     # Data-parallel learners (DDP over gloo on CPU): each gets its shard of
     # the replayed batch, gradients are all-reduced, so the weights must stay
@@ -117,10 +111,10 @@ def test_two_learners_keep_identical_weights_and_update_every_sampled_priority(l
 
     buffer.sample, buffer.update_priorities = recording_sample, recording_update
     try:
-        initial = _learner_weights(algo)
+        initial = learner_weights(algo)
         for _ in range(3):
             result = algo.train()
-        learners = _learner_weights(algo)
+        learners = learner_weights(algo)
         assert len(learners) == 2
         for key in learners[0]:
             np.testing.assert_array_equal(learners[0][key], learners[1][key], err_msg=key)
