@@ -142,3 +142,16 @@ def test_head_picker_draws_once_per_episode_and_keeps_it_across_chunks():
     assert _heads_in(picker(rl_module=None, batch={}, episodes=episodes), episodes) == first
     successors = [e.cut() for e in episodes]
     assert _heads_in(picker(rl_module=None, batch={}, episodes=successors), successors) == first
+
+
+def test_online_and_target_q_match_the_separate_passes():
+    module = make_module()
+    module.make_target_networks()
+    with torch.no_grad():
+        for p in module.target_qf.parameters():
+            p.add_(0.1)  # make the target differ from the online net
+    x = obs()
+    online, target = module.online_and_target_q(x)
+    torch.testing.assert_close(online, module.compute_q_values({Columns.OBS: x})[Q_VALUES])
+    torch.testing.assert_close(target, module.forward_target({Columns.OBS: x})[Q_VALUES])
+    assert not online.requires_grad and not target.requires_grad

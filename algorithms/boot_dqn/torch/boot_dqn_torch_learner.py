@@ -44,14 +44,13 @@ class BootDQNTorchLearner(BootDQNLearner, TorchLearner):
         num_heads, batch_size, _ = q.shape
         actions = batch[Columns.ACTIONS].long().view(1, batch_size, 1).expand(num_heads, batch_size, 1)
         q_taken = q.gather(-1, actions).squeeze(-1)
-        with torch.no_grad():
-            next_obs = {Columns.OBS: batch[replay.NEXT_OBS]}
-            targets = losses.double_q_targets(
-                rewards=batch[replay.REWARDS],
-                discounts=batch[replay.DISCOUNTS],
-                next_q_online=module.compute_q_values(next_obs)[Q_VALUES],
-                next_q_target=module.forward_target(next_obs)[Q_VALUES],
-            )
+        next_q_online, next_q_target = module.online_and_target_q(batch[replay.NEXT_OBS])
+        targets = losses.double_q_targets(
+            rewards=batch[replay.REWARDS],
+            discounts=batch[replay.DISCOUNTS],
+            next_q_online=next_q_online,
+            next_q_target=next_q_target,
+        )
         masks = batch[BOOTSTRAP_MASK]
         loss, td_error = losses.masked_td_loss(
             q_taken=q_taken,

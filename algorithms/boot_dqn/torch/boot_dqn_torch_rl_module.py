@@ -38,8 +38,8 @@ class EnsembleLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, in] (shared by the heads) or [K, B, in]; returns [K, B, out]."""
-        if x.dim() == 2:
-            return torch.einsum("bi,kio->kbo", x, self.weight) + self.bias
+        if x.dim() == 2:  # a broadcast view, no copy; baddbmm beat einsum here
+            x = x.unsqueeze(0).expand(self.weight.shape[0], -1, -1)
         return torch.baddbmm(self.bias, x, self.weight)
 
 
@@ -143,6 +143,20 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
     def forward_target(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Target Q-values of every head at batch[OBS] (pass next observations), [K, B, A]."""
         return {Q_VALUES: self._with_prior(self.target_qf, self._flat_obs(batch[Columns.OBS]))}
+
+    @torch.no_grad()
+    def online_and_target_q(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(online, target) Q-values of every head at `obs`, [K, B, A] each, no gradient.
+
+        What a double-Q target needs at the next observations, with the prior
+        (shared by both) computed once.
+        """
+        x = self._flat_obs(obs)
+        online, target = self.qf(x), self.target_qf(x)
+        if self.prior_scale:
+            prior = self.prior_scale * self.prior(x)
+            online, target = online + prior, target + prior
+        return online, target
 
     # InferenceOnlyAPI ---------------------------------------------------------
     def get_non_inference_attributes(self) -> list[str]:
