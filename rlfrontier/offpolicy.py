@@ -11,6 +11,7 @@ Algorithms add per-transition columns (e.g. bootstrap masks) through a hook.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -46,16 +47,8 @@ NUM_UPDATES_THIS_STEP = "num_sgd_updates"
 TD_ERROR = "td_error"
 TD_INDEXES = "td_error_buffer_indexes"
 
-REPLAY_FIELDS = (
-    "n_step",
-    "replay_capacity",
-    "prioritized_replay",
-    "prioritized_replay_alpha",
-    "prioritized_replay_beta",
-    "prioritized_replay_eps",
-    "training_intensity",
-    "num_steps_sampled_before_learning_starts",
-)
+# The keywords of RLlib's own `training()`; any other keyword is a field of ours.
+_RLLIB_TRAINING_KEYWORDS = frozenset(inspect.signature(AlgorithmConfig.training).parameters) - {"self"}
 
 
 class ReplayConfig(AlgorithmConfig):
@@ -83,16 +76,20 @@ class ReplayConfig(AlgorithmConfig):
         self.num_steps_sampled_before_learning_starts = 1000
 
     def training(self, **kwargs) -> "ReplayConfig":
-        """RLlib's `training()` plus the replay fields (and a subclass's, via `own_fields`)."""
-        own = {k: kwargs.pop(k) for k in list(kwargs) if k in REPLAY_FIELDS + self.own_fields}
+        """RLlib's `training()` plus our fields: the replay ones and a subclass's own.
+
+        A keyword RLlib's `training()` does not take is one of our fields when
+        the config has an attribute of that name (set in `__init__`), else a TypeError.
+        """
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k not in _RLLIB_TRAINING_KEYWORDS}
+        unknown = sorted(k for k in own if not hasattr(self, k) or k.startswith("_"))
+        if unknown:
+            raise TypeError(f"training() got unexpected keyword argument(s): {', '.join(unknown)}")
         super().training(**kwargs)
         for name, value in own.items():
             if value is not NotProvided:
                 setattr(self, name, value)
         return self
-
-    # A subclass lists its own training() fields here (names of attributes).
-    own_fields: tuple[str, ...] = ()
 
     def validate(self) -> None:
         check_range("gamma", self.gamma, 0.0, 1.0)

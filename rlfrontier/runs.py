@@ -95,7 +95,8 @@ def prepare(args: TrainArgs) -> dict[str, Any]:
         evaluation_interval=args.eval_interval,
         evaluation_episodes=args.eval_episodes,
     )
-    session.check_local_gpus(args.address, config.algo_class.default_resource_request(config))
+    resources = config.algo_class.default_resource_request(config)  # what one trial asks of Ray
+    session.check_local_gpus(args.address, resources)
     obs_space, act_space = envs.check_env(args.env, args.env_config)
     weights_only = _restore_mode(args.restore, args.env, obs_space, act_space) if args.restore else False
     tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
@@ -108,6 +109,7 @@ def prepare(args: TrainArgs) -> dict[str, Any]:
         "stop": stop,
         "tracking_uri": tracking_uri,
         "weights_only": weights_only,
+        "resources": resources,
         "meta": {
             "algo": spec.name,
             "env": args.env,
@@ -160,7 +162,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     """Runs one trial; returns the summary (the `--json` object)."""
     prepared = prepare(args)
     spec, config, seed = prepared["spec"], prepared["config"], prepared["seed"]
-    resources = config.algo_class.default_resource_request(config)
+    resources = prepared["resources"]
     session.init_ray(args.address, verbose=args.verbose, trial_resources=resources)
 
     # Tune's own experiment tables would interleave with our progress lines.

@@ -142,8 +142,9 @@ def train_loop(
         last_eval: float | None = None
         while True:
             result = algo.train()
-            if _eval_return(result) is not None:
-                last_eval = _eval_return(result)
+            evaluated = _eval_return(result)
+            if evaluated is not None:
+                last_eval = evaluated
             wall_s = time.perf_counter() - start
             if steps_at_start is None:  # throughput of this run, not of a restored one
                 steps_at_start = _env_steps(result) - int(
@@ -155,7 +156,7 @@ def train_loop(
                 iterations=summary[ITERATIONS],
                 return_mean=last_eval if evaluating else summary[EPISODE_RETURN_MEAN],
             )
-            if done and evaluating and _eval_return(result) is None:
+            if done and evaluating and evaluated is None:
                 # The final policy is the one that is judged: evaluate it now.
                 result["evaluation"] = algo.evaluate()
                 last_eval = _eval_return(result)

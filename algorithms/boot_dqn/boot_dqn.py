@@ -46,11 +46,6 @@ class BootDQNConfig(offpolicy.ReplayConfig):
         and the replay fields of offpolicy.ReplayConfig.
     """
 
-    own_fields = (
-        "num_heads", "prior_scale", "mask_prob", "epsilon", "hidden_sizes", "tau",
-        "target_update_interval", "huber_delta",
-    )
-
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or BootDQN)
         self.num_heads = 10

@@ -43,11 +43,6 @@ class SoftQConfig(offpolicy.ReplayConfig):
         update per env step; num_steps_sampled_before_learning_starts).
     """
 
-    own_fields = (
-        "alpha", "learn_alpha", "target_entropy_ratio", "alpha_lr", "tau",
-        "target_update_interval", "twin_q", "huber_delta",
-    )
-
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or SoftQ)
         # Own fields.

@@ -64,5 +64,7 @@ def test_out_of_range_values_name_the_field(field, value):
     assert field in str(info.value)
 
 
-def test_epsilon_schedule_is_accepted():
-    config(epsilon=[[0, 1.0], [5000, 0.05]]).validate()
+def test_epsilon_schedule_is_accepted_and_reaches_the_module():
+    cfg = config(epsilon=[[0, 1.0], [5000, 0.05]])
+    cfg.validate()
+    assert cfg.model_config["epsilon"] == [[0, 1.0], [5000, 0.05]]
