@@ -4,7 +4,8 @@
 For each size N and seed, each contender trains until its greedy policy finds
 the treasure (one greedy episode returns >= 0.98; the optimum is 0.99) or its
 step budget runs out. The greedy episode is played every --eval-every env
-steps on a fresh DeepSea of the same size and action mapping; training wall
+steps on a fresh DeepSea of the same size and action mapping (the run's
+own: each seed draws its own mapping, so seeds are different MDPs); training wall
 clock excludes it. Reported: seeds solved, episodes (= env steps / N) and wall
 clock to the first solve (median over seeds, a run that never solves counted
 as slowest), and env steps/s.
@@ -65,13 +66,14 @@ def build(contender: str, size: int, seed: int, budget: int):
     return config.build_algo()
 
 
-def greedy_return(module, size: int) -> float:
+def greedy_return(module, env_config: dict[str, Any]) -> float:
+    """One greedy episode on the run's own DeepSea (env_config holds its mapping_seed)."""
     import numpy as np
 
     from rlfrontier.envs.deep_sea import DeepSeaEnv
     from rlfrontier.evaluation import act
 
-    env = DeepSeaEnv(size=size)
+    env = DeepSeaEnv(**env_config)
     obs, _ = env.reset(seed=0)
     total, done = 0.0, False
     while not done:
@@ -88,6 +90,7 @@ def run_one(contender: str, size: int, seed: int, *, budget: int, eval_every: in
     t0 = time.perf_counter()
     algo = build(contender, size, seed, budget)
     setup_s = time.perf_counter() - t0
+    env_config = dict(algo.config.env_config)
     clock = TrainingClock()
     env_steps, next_eval = 0, eval_every
     steps_to_solve = wall_to_solve = None
@@ -99,7 +102,7 @@ def run_one(contender: str, size: int, seed: int, *, budget: int, eval_every: in
             env_steps = int(result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED_LIFETIME])
             if env_steps >= next_eval or env_steps >= budget:
                 with clock.paused():
-                    last_return = greedy_return(algo.get_module(), size)
+                    last_return = greedy_return(algo.get_module(), env_config)
                 next_eval = env_steps + eval_every
                 if last_return >= SOLVED:
                     steps_to_solve, wall_to_solve = env_steps, clock.elapsed()
@@ -110,7 +113,8 @@ def run_one(contender: str, size: int, seed: int, *, budget: int, eval_every: in
     log(f"{contender} N={size} seed {seed}: {env_steps} steps, {train_s:.1f} s, greedy return {last_return}"
         + (f", solved at {steps_to_solve}" if steps_to_solve else ", not solved"))
     return {
-        "contender": contender, "size": size, "seed": seed, "budget": budget,
+        "contender": contender, "size": size, "seed": seed, "mapping_seed": env_config.get("mapping_seed"),
+        "budget": budget,
         "steps_to_solve": steps_to_solve, "episodes_to_solve": steps_to_solve // size if steps_to_solve else None,
         "wall_s_to_solve": wall_to_solve, "env_steps": env_steps, "train_wall_s": train_s,
         "env_steps_per_s": env_steps / train_s if train_s > 0 else None, "setup_s": setup_s,

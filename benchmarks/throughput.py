@@ -123,7 +123,7 @@ def _learner_device(algo) -> str | None:
 
 def measure_training(algo, seconds: float) -> dict[str, Any]:
     """Env steps/s of algo.train(), from num_env_steps_sampled_lifetime deltas."""
-    from rlfrontier.algorithms.soft_q.soft_q import NUM_UPDATES_THIS_STEP  # SGD updates of one iteration
+    from rlfrontier.offpolicy import NUM_UPDATES_THIS_STEP  # SGD updates of one iteration
 
     t0 = time.perf_counter()
     start_steps = _lifetime_steps(algo.train())  # warm-up: reaches learning_starts and the first updates

@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-envs-per-env-runner", type=int)
     p.add_argument("--num-learners", type=int)
     p.add_argument("--gpus-per-learner", type=float)
-    p.add_argument("--eval-interval", type=int, default=2, help="iterations between evaluations (0: none)")
-    p.add_argument("--eval-episodes", type=int, default=10)
+    # Defaults (None here): rlfrontier.configure's evaluation budget.
+    p.add_argument("--eval-interval", type=int, help="iterations between evaluations (0: none; default 5)")
+    p.add_argument("--eval-episodes", type=int, help="greedy episodes per evaluation, run side by side (default 10)")
     p.add_argument("--checkpoint-every", type=int, default=10, help="iterations between checkpoints")
     p.add_argument("--restore", metavar="CHECKPOINT", help="continue a run, or fine-tune its policy on another env")
     p.add_argument("--demos", metavar="PATH", help="demonstrations (algorithms that learn from them)")
@@ -143,6 +144,10 @@ def cmd_envs(args) -> int:
     return EXIT_OK
 
 
+def _num(value: float | None) -> str:
+    return "-" if value is None else format(value, ".4g")
+
+
 def cmd_train(args) -> int:
     from rlfrontier import configure, runs
 
@@ -160,8 +165,8 @@ def cmd_train(args) -> int:
         num_envs_per_env_runner=args.num_envs_per_env_runner,
         num_learners=args.num_learners,
         gpus_per_learner=args.gpus_per_learner,
-        eval_interval=args.eval_interval,
-        eval_episodes=args.eval_episodes,
+        eval_interval=configure.DEFAULT_EVAL_INTERVAL if args.eval_interval is None else args.eval_interval,
+        eval_episodes=configure.DEFAULT_EVAL_EPISODES if args.eval_episodes is None else args.eval_episodes,
         checkpoint_every=args.checkpoint_every,
         restore=args.restore,
         address=args.address,
@@ -179,14 +184,15 @@ def cmd_train(args) -> int:
         if args.json:
             emit_json(exc.summary)
         return EXIT_FAILED
-    ev = summary["eval_return_mean"]
+    ev, best = summary["eval_return_mean"], summary["best_eval_return_mean"]
     print(
         f"done: {summary['algo']} on {summary['env']} (seed {summary['seed']}): "
         f"{summary['env_steps']:,} env steps in {summary['train_wall_s']:.1f} s "
         f"({summary['env_steps_per_s']:,.0f} steps/s), eval return "
-        f"{'-' if ev is None else format(ev, '.4g')}"
+        f"{_num(ev)} (best {_num(best)})"
     )
-    print(f"checkpoint: {summary['checkpoint']}")
+    print(f"checkpoint (last): {summary['checkpoint']}")
+    print(f"checkpoint (best): {summary['best_checkpoint'] or '- (no evaluation)'}")
     print(f"MLflow run: {summary['mlflow_run_id']} in experiment {summary['experiment']!r} at {summary['tracking_uri']}")
     if summary["tracking_uri"].startswith("sqlite:///"):
         print("  look at it: mlflow ui --backend-store-uri " + summary["tracking_uri"])
@@ -197,6 +203,7 @@ def cmd_train(args) -> int:
 
 def cmd_tune(args) -> int:
     from rlfrontier import tuning
+    from rlfrontier.trainable import BEST_EVAL_RETURN_MEAN
 
     spec = tuning.load_search(args.file, num_samples=args.num_samples)
     summary = tuning.run_search(
@@ -209,7 +216,9 @@ def cmd_tune(args) -> int:
               f"steps={t['env_steps']}  config={t['config']}")
     best = summary["best"]
     if best:
-        print(f"best: {best['trial_id']} {spec.metric}={best[spec.metric]} checkpoint: {best['checkpoint']}")
+        print(f"best: {best['trial_id']} {spec.metric}={best[spec.metric]} checkpoint (last): {best['checkpoint']}")
+        print(f"  checkpoint (best, eval return {_num(best.get(BEST_EVAL_RETURN_MEAN))}): "
+              f"{best.get('best_checkpoint') or '-'}")
         print(f"MLflow run: {best['mlflow_run_id']} in experiment {spec.experiment!r} at {summary['tracking_uri']}")
     else:
         print(f"no trial reported {spec.metric}: no best trial", file=sys.stderr)
@@ -242,6 +251,8 @@ def cmd_submit(args) -> int:
     else:
         print(f"job {summary['job_id']}: {summary['status']}" + (f" ({summary['message']})" if summary.get("message") else ""),
               file=sys.stderr)
+        if summary.get("hint"):
+            print(summary["hint"], file=sys.stderr)
         code = jobs.exit_code(summary)
     if args.json:
         emit_json(summary)
@@ -267,6 +278,10 @@ def cmd_jobs(args) -> int:
         if args.action == "status":
             out = jobs.job_summary(info)
             print(f"{out['job_id']}: {out['status']}" + (f" ({out['message']})" if out["message"] else ""))
+            hint = jobs.failure_hint(client, args.job_id, out["status"])
+            if hint:
+                out["hint"] = hint
+                print(hint, file=sys.stderr)
         elif args.action == "logs":
             logs = client.get_job_logs(args.job_id)
             sys.stdout.write(logs)

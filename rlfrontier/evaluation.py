@@ -1,16 +1,23 @@
-"""`evaluate`: run a checkpoint's policy in fresh envs, without Ray.
+"""`evaluate`: run a checkpoint's policy in fresh envs, as its EnvRunner acts, without Ray.
 
-Loads only the RLModule (learner_group/learner/rl_module/<module>) and acts
-greedily (the inference action distribution made deterministic), so a
-checkpoint can be checked in seconds on any machine with the package.
+The policy is rebuilt from the checkpoint's own algorithm config as an RLlib
+EnvRunner in this process: the config's EnvRunner class, its env-to-module
+and module-to-env connector pipelines (with their saved states, e.g.
+observation filters), recurrent state handling, and the learner's RLModule
+weights. So every algorithm evaluates as it acted in training: bootstrapped
+DQN's head picker draws one head per episode (`--explore`), a Boltzmann
+policy samples its action distribution, an inference run takes the
+deterministic action. A checkpoint is checked in seconds on any machine with
+the package.
 """
 
 from __future__ import annotations
 
+import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -18,11 +25,32 @@ from rlfrontier import envs
 from rlfrontier import trainable as T
 from rlfrontier.validation import BadInput, check_range
 
+ENV_RUNNER_PATH = "env_runner"
+CTOR_FILE = "class_and_ctor_args.pkl"
+# At most this many envs step side by side.
+MAX_ENVS = 10
 
-def load_module(checkpoint: str | Path):
-    """The checkpoint's RLModule (torch), in eval mode, and the checkpoint's meta."""
-    from ray.rllib.core.rl_module.rl_module import RLModule
 
+def checkpoint_config(checkpoint: Path):
+    """The AlgorithmConfig a checkpoint's EnvRunner was built from (else the algorithm's own)."""
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    runner_ctor = checkpoint / ENV_RUNNER_PATH / CTOR_FILE
+    algo_ctor = checkpoint / CTOR_FILE
+    try:
+        if runner_ctor.is_file():
+            with runner_ctor.open("rb") as f:
+                return pickle.load(f)["ctor_args_and_kwargs"][1]["config"]
+        if algo_ctor.is_file():
+            with algo_ctor.open("rb") as f:
+                return AlgorithmConfig.from_state(pickle.load(f)["ctor_args_and_kwargs"][0][0])
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a bad checkpoint
+        raise BadInput(f"checkpoint {str(checkpoint)!r}: its config cannot be read ({type(exc).__name__}: {exc})") from None
+    raise BadInput(f"checkpoint {str(checkpoint)!r} holds no algorithm config ({CTOR_FILE}): not an RLlib checkpoint")
+
+
+def _checked(checkpoint: str | Path) -> tuple[Path, dict[str, Any], Path]:
+    """(checkpoint path, its meta, its RLModule folder); BadInput when one is missing."""
     path = Path(checkpoint).resolve()
     if not path.is_dir():
         raise BadInput(f"checkpoint {str(checkpoint)!r} does not exist")
@@ -32,19 +60,58 @@ def load_module(checkpoint: str | Path):
     module_dir = path / T.MODULE_PATH / meta.get("module_id", "default_policy")
     if not module_dir.is_dir():
         raise BadInput(f"checkpoint {str(checkpoint)!r} holds no RLModule at {module_dir}")
-    import logging
+    return path, meta, module_dir
 
-    logging.disable(logging.WARNING)  # RLlib's own deprecation notice on load
+
+def build_env_runner(checkpoint: str | Path, *, num_envs: int = 1, env: str | None = None, seed: int = 0):
+    """An EnvRunner in this process that acts as the checkpoint's EnvRunners did.
+
+    Args:
+        checkpoint: a checkpoint written by `rlfrontier train` or `tune`.
+        num_envs: envs stepped side by side.
+        env: another env id with the same spaces (its default env_config);
+            None: the checkpoint's env and env_config (the run's DeepSea
+            mapping included).
+        seed: the envs' reset seeds and the EnvRunner's random streams.
+
+    Returns:
+        (runner, meta): a SingleAgentEnvRunner (or the config's subclass) and
+        the checkpoint's meta; call `runner.stop()` when done.
+    """
+    path, meta, module_dir = _checked(checkpoint)
+    config = checkpoint_config(path).copy(copy_frozen=False)
+    env_id = env or meta["env"]
+    env_config = dict(config.env_config) if env is None else {}
+    obs_space, act_space = envs.check_env(env_id, env_config)  # registers the project's envs with gymnasium
+    if env is not None and (repr(obs_space) != meta["observation_space"] or repr(act_space) != meta["action_space"]):
+        raise BadInput(f"--env {env_id!r}: its spaces differ from the checkpoint's ({meta['observation_space']}, {meta['action_space']})")
+    config.environment(env_id, env_config=env_config)
+    config.env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs, num_gpus_per_env_runner=0)
+    config.debugging(seed=seed)
+
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    runner_cls = config.env_runner_cls or SingleAgentEnvRunner
+    logging.disable(logging.WARNING)  # RLlib's deprecation notices on build and load
     try:
-        module = RLModule.from_checkpoint(module_dir)
+        runner = runner_cls(config=config, worker_index=0, num_workers=0)
+        try:
+            if (path / ENV_RUNNER_PATH).is_dir():  # connector states (filters), step counters
+                runner.restore_from_path(path / ENV_RUNNER_PATH)
+            runner.module.restore_from_path(module_dir)
+        except BaseException:
+            runner.stop()
+            raise
     finally:
         logging.disable(logging.NOTSET)
-    module.eval()
-    return module, meta
+    runner.module.eval()
+    return runner, meta
 
 
 @torch.no_grad()
 def act(module, obs: np.ndarray, *, explore: bool) -> np.ndarray:
+    """A bare module's actions for a batch of observations (no connectors: no
+    per-episode state, no recurrent state); for benchmark loops that hold a module."""
     from ray.rllib.core.columns import Columns
 
     batch = {Columns.OBS: torch.as_tensor(np.asarray(obs))}
@@ -62,6 +129,18 @@ def act(module, obs: np.ndarray, *, explore: bool) -> np.ndarray:
     return dist.sample().cpu().numpy()
 
 
+def run_episodes(checkpoint: str | Path, *, episodes: int, env: str | None = None, seed: int = 0,
+                 explore: bool = False) -> tuple[list, dict[str, Any]]:
+    """(the finished episodes, the checkpoint's meta): `episodes` SingleAgentEpisodes, in the order they ended."""
+    check_range("--episodes", episodes, 1, None, integer=True)
+    runner, meta = build_env_runner(checkpoint, num_envs=min(episodes, MAX_ENVS), env=env, seed=seed)
+    try:
+        done = runner.sample(num_episodes=episodes, explore=explore)
+    finally:
+        runner.stop()
+    return done[:episodes], meta
+
+
 def evaluate(
     checkpoint: str | Path,
     *,
@@ -70,43 +149,14 @@ def evaluate(
     seed: int = 0,
     explore: bool = False,
 ) -> dict[str, Any]:
-    check_range("--episodes", episodes, 1, None, integer=True)
-    module, meta = load_module(checkpoint)
-    env_id = env or meta["env"]
-    env_config = meta.get("env_config", {}) if env is None else {}
-    obs_space, act_space = envs.check_env(env_id, env_config)
-    if env is not None and (repr(obs_space) != meta["observation_space"] or repr(act_space) != meta["action_space"]):
-        raise BadInput(f"--env {env_id!r}: its spaces differ from the checkpoint's ({meta['observation_space']}, {meta['action_space']})")
-    vec = gym.vector.SyncVectorEnv([lambda: gym.make(env_id, **env_config) for _ in range(min(episodes, 10))])
-    returns: list[float] = []
-    lengths: list[int] = []
-    try:
-        obs, _ = vec.reset(seed=seed)
-        running = np.zeros(vec.num_envs)
-        steps = np.zeros(vec.num_envs, dtype=int)
-        # Only count as many episodes as asked; next-step autoreset in gymnasium 1.x
-        # means the step after a done is a reset step, skipped below.
-        just_done = np.zeros(vec.num_envs, dtype=bool)
-        while len(returns) < episodes:
-            actions = act(module, obs, explore=explore)
-            obs, rewards, terminated, truncated, _ = vec.step(actions)
-            running += np.where(just_done, 0.0, rewards)
-            steps += np.where(just_done, 0, 1)
-            done = (terminated | truncated) & ~just_done
-            for i in np.flatnonzero(done):
-                if len(returns) < episodes:
-                    returns.append(float(running[i]))
-                    lengths.append(int(steps[i]))
-                running[i] = 0.0
-                steps[i] = 0
-            just_done = done
-    finally:
-        vec.close()
+    done, meta = run_episodes(checkpoint, episodes=episodes, env=env, seed=seed, explore=explore)
+    returns = [float(e.get_return()) for e in done]
+    lengths = [len(e) for e in done]
     r = np.asarray(returns)
     return {
         "checkpoint": str(Path(checkpoint).resolve()),
         "algo": meta.get("algo"),
-        "env": env_id,
+        "env": env or meta["env"],
         "episodes": episodes,
         "seed": seed,
         "explore": explore,

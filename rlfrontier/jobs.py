@@ -7,7 +7,11 @@ it, and puts it on every worker's path. Not a .whl: Ray pip-installs a wheel
 in py_modules *with its dependencies*, which pulls ray and torch again (a CUDA
 build, gigabytes) over the cluster's own. The job runs
 `python -m rlfrontier <command>`; the cluster provides the dependencies (the
-images in deploy/ and the `ray up` files in cluster/ install them).
+images in deploy/ and the `ray up` files in cluster/ install them). `python`
+is the first one on the PATH of whoever ran `ray start`: a head started as
+`.venv/bin/ray start --head` without the environment active runs the job with
+the system's `python`, and the job dies on an import. `dependency_hint`
+reads that from the job's logs and says so in one line.
 
 `ray job submit` works the same way by hand (README, "Run on a cluster"):
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -33,6 +38,8 @@ from rlfrontier.validation import BadInput
 
 DEFAULT_JOBS_ADDRESS = "http://127.0.0.1:8265"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
+_NO_PYTHON = re.compile(r"\bpython: (?:command )?not found")
 
 
 def enable_token_auth_if_available() -> None:
@@ -153,6 +160,9 @@ def submit(
         pass
     info = wait_for(jobs, submitted)
     summary.update(job_summary(info))
+    hint = failure_hint(jobs, submitted, summary["status"])
+    if hint:
+        summary["hint"] = hint
     return summary
 
 
@@ -188,6 +198,42 @@ def job_summary(info) -> dict[str, Any]:
         "start_time": info.start_time,
         "end_time": info.end_time,
     }
+
+
+def dependency_hint(logs: str) -> str | None:
+    """One line for a job that died because the cluster's `python` lacks this
+    project's dependencies (a ModuleNotFoundError, or no `python` at all); None
+    for any other failure.
+
+    Args:
+        logs: the job's driver logs, as the Jobs API returns them.
+    """
+    # Only how the job ended counts: an earlier, handled import error of an
+    # optional package must not be blamed for another failure.
+    tail = "\n".join(logs.strip().splitlines()[-20:])
+    missing = _MISSING_MODULE.findall(tail)
+    if missing:
+        what = f"No module named {missing[-1]!r}"
+    elif _NO_PYTHON.search(tail):
+        what = "no `python` on its PATH"
+    else:
+        return None
+    return (
+        f"hint: the cluster's `python` lacks this project's dependencies ({what}). Start the Ray head "
+        "with the project's environment active (`source .venv/bin/activate && ray start --head`), "
+        "install the project and its dependencies in the environment the cluster runs "
+        "(`pip install -e .` there; the images in deploy/ do), or submit with a runtime_env that provides them"
+    )
+
+
+def failure_hint(jobs, job_id: str, status: str) -> str | None:
+    """`dependency_hint` of a FAILED job's logs (None when they cannot be read)."""
+    if status != "FAILED":
+        return None
+    try:
+        return dependency_hint(jobs.get_job_logs(job_id))
+    except Exception:  # noqa: BLE001 - a hint is a courtesy; the status is what counts
+        return None
 
 
 def exit_code(summary: dict[str, Any]) -> int:

@@ -3,10 +3,11 @@
 `ReplayConfig` holds the replay fields (capacity, prioritisation, replay ratio,
 n-step, warm-up) and checks them; `replay_training_step` is the training step
 of an algorithm that learns from a `rlfrontier.replay.TransitionReplayBuffer`:
-sample episode chunks from the EnvRunners, fold them into n-step transitions,
-add them, and run `training_intensity * sampled / batch` SGD updates in one
-learner-group call (one minibatch per update), then sync the EnvRunners.
-Algorithms add per-transition columns (e.g. bootstrap masks) through a hook.
+sample episode chunks from the EnvRunners, add their one-step transitions,
+run `training_intensity * sampled / batch` SGD updates in one learner-group
+call (one minibatch per update) on n-step transitions the buffer folds when
+sampling, then sync the EnvRunners. Algorithms add per-transition columns
+(e.g. bootstrap masks) through a hook.
 """
 
 from __future__ import annotations
@@ -37,12 +38,18 @@ from ray.rllib.utils.metrics import (
 )
 from ray.rllib.utils.numpy import convert_to_numpy
 
-from rlfrontier import replay
+from rlfrontier import replay, seeding
 from rlfrontier.validation import check_choice, check_range
 
 # Result keys, defined once here.
 REPLAY_BUFFER_SIZE = "replay_buffer_size"
 NUM_UPDATES_THIS_STEP = "num_sgd_updates"
+PRIORITIZED_REPLAY_BETA = "prioritized_replay_beta"
+# The range an algorithm's Q-values must stay in for the rewards seen so far,
+# and the learner metric compared with it (the progress line warns outside it).
+Q_LOWER_BOUND = "q_value_lower_bound"
+Q_UPPER_BOUND = "q_value_upper_bound"
+Q_MEAN = "q_mean"
 # Per-sample learner outputs for priority updates (popped before reporting).
 TD_ERROR = "td_error"
 TD_INDEXES = "td_error_buffer_indexes"
@@ -59,6 +66,9 @@ class ReplayConfig(AlgorithmConfig):
         replay_capacity: transitions kept in the replay buffer.
         prioritized_replay, prioritized_replay_alpha, prioritized_replay_beta,
         prioritized_replay_eps: proportional prioritised replay (Schaul et al. 2016).
+        prioritized_replay_beta_annealing_timesteps: env steps over which the
+            importance-sampling exponent rises linearly from
+            prioritized_replay_beta to 1 (Schaul et al. 2016, section 3.4).
         training_intensity: replayed transitions per sampled transition, i.e.
             SGD updates per env step = training_intensity / global batch size.
         num_steps_sampled_before_learning_starts: warm-up env steps.
@@ -72,6 +82,7 @@ class ReplayConfig(AlgorithmConfig):
         self.prioritized_replay_alpha = 0.6
         self.prioritized_replay_beta = 0.4
         self.prioritized_replay_eps = 1e-6
+        self.prioritized_replay_beta_annealing_timesteps = 100_000
         self.training_intensity = 64.0
         self.num_steps_sampled_before_learning_starts = 1000
 
@@ -100,6 +111,10 @@ class ReplayConfig(AlgorithmConfig):
         check_range("prioritized_replay_alpha", self.prioritized_replay_alpha, 0.0, None)
         check_range("prioritized_replay_beta", self.prioritized_replay_beta, 0.0, 1.0)
         check_range("prioritized_replay_eps", self.prioritized_replay_eps, 0.0, None, low_open=True)
+        check_range(
+            "prioritized_replay_beta_annealing_timesteps",
+            self.prioritized_replay_beta_annealing_timesteps, 1, None, integer=True,
+        )
         check_range("training_intensity", self.training_intensity, 0.0, None, low_open=True)
         check_range(
             "num_steps_sampled_before_learning_starts",
@@ -111,24 +126,60 @@ class ReplayConfig(AlgorithmConfig):
 
 
 def make_replay_buffer(config: ReplayConfig) -> replay.TransitionReplayBuffer:
+    """The buffer for `config`, sampling from the run's own replay stream (seeding.REPLAY)."""
     return replay.TransitionReplayBuffer(
         capacity=config.replay_capacity,
+        n_step=config.n_step,
+        gamma=config.gamma,
         prioritized=config.prioritized_replay,
         alpha=config.prioritized_replay_alpha,
         epsilon=config.prioritized_replay_eps,
-        seed=config.seed,
+        seed=seeding.rng(config.seed, seeding.REPLAY),
     )
 
 
+def annealed_beta(*, beta_start: float, annealing_timesteps: int, timesteps: int) -> float:
+    """Importance-sampling exponent, linear from beta_start at 0 env steps to 1 at annealing_timesteps.
+
+    Schaul et al. 2016, section 3.4: the bias of prioritised sampling matters
+    most near convergence, so the correction becomes full by the end.
+    """
+    fraction = min(max(timesteps, 0) / annealing_timesteps, 1.0)
+    return beta_start + fraction * (1.0 - beta_start)
+
+
+def updates_due(
+    *, credit: float, num_sampled: int, training_intensity: float, batch_size_per_learner: int, num_learners: int
+) -> tuple[int, float]:
+    """SGD updates to run now for `num_sampled` new env steps, and the credit left over.
+
+    Each learner runs one update per minibatch of `batch_size_per_learner`, all
+    learners at once, so an update replays batch_size_per_learner * max(num_learners, 1)
+    transitions; `training_intensity` replayed transitions per sampled one makes
+    num_sampled * training_intensity / (batch * learners) updates, whose
+    fraction is carried to the next step.
+    """
+    credit += num_sampled * training_intensity / (batch_size_per_learner * max(num_learners, 1))
+    num_updates = int(credit)
+    return num_updates, credit - num_updates
+
+
 def replay_training_step(
-    algo, *, extra_columns: Callable[[int], dict[str, np.ndarray]] | None = None
+    algo,
+    *,
+    extra_columns: Callable[[int], dict[str, np.ndarray]] | None = None,
+    reward_hook: replay.RewardHook | None = None,
 ) -> None:
     """One training step of `algo` (an Algorithm with `replay_buffer` and `_update_credit`).
 
     Args:
         algo: the algorithm; its config is a ReplayConfig.
-        extra_columns: given the number N of new transitions, per-transition
-            columns to store with them ([N, ...] arrays), e.g. bootstrap masks.
+        extra_columns: given the number N of new one-step transitions,
+            per-transition columns to store with them ([N, ...] arrays), e.g.
+            bootstrap masks; a sampled n-step transition carries those of its
+            first step.
+        reward_hook: rewrites the one-step rewards of each sampled window
+            before folding (see TransitionReplayBuffer.fold).
     """
     cfg = algo.config
     with algo.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
@@ -142,7 +193,7 @@ def replay_training_step(
     algo.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
 
     with algo.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
-        columns = replay.transitions_from_episodes(episodes, gamma=cfg.gamma, n_step=cfg.n_step)
+        columns = replay.transitions_from_episodes(episodes)
         num_sampled = 0
         if columns is not None:
             num_sampled = len(columns[replay.OBS])
@@ -155,16 +206,29 @@ def replay_training_step(
     if lifetime_steps < cfg.num_steps_sampled_before_learning_starts:
         return
 
-    batch_size = cfg.train_batch_size_per_learner * max(cfg.num_learners, 1)
-    algo._update_credit += num_sampled * cfg.training_intensity / batch_size
-    num_updates = int(algo._update_credit)
+    num_updates, algo._update_credit = updates_due(
+        credit=algo._update_credit,
+        num_sampled=num_sampled,
+        training_intensity=cfg.training_intensity,
+        batch_size_per_learner=cfg.train_batch_size_per_learner,
+        num_learners=cfg.num_learners,
+    )
     if num_updates == 0:
         return
-    algo._update_credit -= num_updates
     algo.metrics.log_value(NUM_UPDATES_THIS_STEP, num_updates, reduce="sum")
+    beta = annealed_beta(
+        beta_start=cfg.prioritized_replay_beta,
+        annealing_timesteps=cfg.prioritized_replay_beta_annealing_timesteps,
+        timesteps=lifetime_steps,
+    )
+    if cfg.prioritized_replay:
+        algo.metrics.log_value(PRIORITIZED_REPLAY_BETA, beta, window=1)
 
     with algo.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
-        sampled = algo.replay_buffer.sample(num_updates * batch_size, beta=cfg.prioritized_replay_beta)
+        batch_size = cfg.train_batch_size_per_learner * max(cfg.num_learners, 1)
+        # Rows come shuffled (see TransitionReplayBuffer.sample): every learner's
+        # shard and every minibatch of it is drawn from the whole buffer.
+        sampled = algo.replay_buffer.sample(num_updates * batch_size, beta=beta, reward_hook=reward_hook)
         train_batch = MultiAgentBatch(
             {DEFAULT_MODULE_ID: SampleBatch(sampled)}, env_steps=len(sampled[replay.OBS])
         )

@@ -7,6 +7,7 @@ import time
 
 from ray.tune import Callback
 
+from rlfrontier import offpolicy
 from rlfrontier import trainable as T
 
 
@@ -18,6 +19,27 @@ def _fmt(value, spec: str = ".3g") -> str:
 def _duration(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def q_bound_warning(result: dict) -> str | None:
+    """A one-line warning when a learner's q_mean has left the range its rewards allow, else None.
+
+    Off-policy algorithms report the range (offpolicy.Q_LOWER_BOUND/Q_UPPER_BOUND,
+    e.g. soft_q's losses.soft_q_bounds); a mean Q-value outside it means the
+    values are diverging, long before the return shows it.
+    """
+    lower, upper = result.get(offpolicy.Q_LOWER_BOUND), result.get(offpolicy.Q_UPPER_BOUND)
+    learners = result.get("learners")
+    if upper is None or lower is None or not isinstance(learners, dict):
+        return None
+    for module_id, metrics in learners.items():
+        q_mean = metrics.get(offpolicy.Q_MEAN) if isinstance(metrics, dict) else None
+        if q_mean is not None and not lower <= q_mean <= upper:
+            return (
+                f"{module_id} q_mean {q_mean:.4g} is outside [{lower:.4g}, {upper:.4g}], the range of Q-values "
+                f"the rewards seen so far allow: the Q-values are diverging (see README, soft_q stability)"
+            )
+    return None
 
 
 class ProgressPrinter(Callback):
@@ -33,8 +55,13 @@ class ProgressPrinter(Callback):
         self.every_s = every_s
         self.stream = stream or sys.stderr
         self._last = 0.0
+        self._warned: set[str] = set()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        warning = q_bound_warning(result)
+        if warning and trial.trial_id not in self._warned:
+            self._warned.add(trial.trial_id)
+            print(f"[{trial.trial_id}] warning: {warning}", file=self.stream, flush=True)
         now = time.monotonic()
         final = bool(result.get(T.DONE_REASON))
         if not final and now - self._last < self.every_s:
@@ -48,7 +75,7 @@ class ProgressPrinter(Callback):
         else:
             parts.append(f"steps {steps:,}")
         parts.append(f"return {_fmt(result.get(T.EPISODE_RETURN_MEAN))}")
-        parts.append(f"eval {_fmt(result.get(T.EVAL_RETURN_MEAN))}")
+        parts.append(f"eval {_fmt(result.get(T.EVAL_RETURN_MEAN))} (best {_fmt(result.get(T.BEST_EVAL_RETURN_MEAN))})")
         parts.append(f"{rate:,.0f} steps/s")
         if self.stop_timesteps and rate > 0 and not final:
             parts.append(f"ETA {_duration((self.stop_timesteps - steps) / rate)}")

@@ -7,17 +7,38 @@ keeps transitions in preallocated numpy ring arrays, samples a whole batch with
 a few vectorised index operations, and supports proportional prioritised
 replay (Schaul et al. 2016) through an array sum tree.
 
-N-step returns are folded in when episodes are added (`transitions_from_episodes`),
-so a stored transition is (obs, action, R^(n), next_obs after k <= n steps,
-discount = gamma^k * (1 - terminated)) and the learner needs no episode logic.
+What is stored: ONE-STEP transitions (obs, action, one-step reward, next_obs,
+terminated) plus any per-transition columns an algorithm adds (bootstrap
+masks), and a link from each transition to its successor in the same episode.
+`transitions_from_episodes` turns EnvRunner chunks into rows tagged with the
+episode's id and step; `add` links consecutive steps, also across chunks of
+one episode that arrive in different `add` calls (RLlib keeps `episode.id_`
+across chunks; vector envs interleave episodes in the ring, so links are
+explicit, not "the next slot"). A link holds the successor's global insertion
+number; the ring slot is that number modulo capacity, and a slot whose stored
+number differs has been overwritten: the link is stale.
+
+How folding works: `sample` draws window starts (uniformly or by priority,
+then in random order, so that every SGD minibatch spans the whole buffer),
+follows up to n - 1 links with one vectorised gather per offset (a window ends
+at a termination, a truncation, the newest stored step or a stale link), lets
+an optional hook rewrite the window's one-step rewards, and folds them: the
+batch holds OBS, ACTIONS, REWARDS = sum_{j<k} gamma^j r_{t+j}, NEXT_OBS = the
+observation after k <= n steps, DISCOUNTS = gamma^k (1 - terminated), and,
+when n > 1, INTERMEDIATE_OBS / INTERMEDIATE_DISCOUNTS (s_{t+j} and gamma^j
+inside the window, 0 outside) for the soft backup's entropy terms. Storing
+one-step data keeps rewards rewritable at replay time (exploration bonuses,
+learned rewards) and the intermediate states available.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from typing import Callable, Iterable
 
 import numpy as np
 
+# Batch columns (what `sample` returns), defined once here.
 OBS = "obs"
 ACTIONS = "actions"
 REWARDS = "rewards"
@@ -25,60 +46,56 @@ NEXT_OBS = "new_obs"
 DISCOUNTS = "discounts"
 WEIGHTS = "weights"
 INDEXES = "buffer_indexes"
+INTERMEDIATE_OBS = "intermediate_obs"
+INTERMEDIATE_DISCOUNTS = "intermediate_discounts"
+# Stored one-step column.
+TERMINATEDS = "terminateds"
+# Row tags read by `add` to link steps (not stored).
+EPISODE_IDS = "episode_ids"
+STEPS = "steps"
+TRUNCATEDS = "truncateds"
+# Window-only column handed to a reward hook: True where the step is inside the window.
+WINDOW_MASK = "window_mask"
+
+_LINK_TAGS = (EPISODE_IDS, STEPS, TRUNCATEDS)
+_STEP_COLUMNS = (OBS, ACTIONS, REWARDS, NEXT_OBS, TERMINATEDS)
+
+RewardHook = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
-def transitions_from_episodes(
-    episodes: Iterable, *, gamma: float, n_step: int
-) -> dict[str, np.ndarray] | None:
-    """Turns sampled episode chunks into n-step transitions.
-
-    A chunk that ends without termination is bootstrapped from its last
-    observation, so transitions near a chunk's end use k < n steps; their
-    discount gamma^k says so. That keeps each chunk self-contained: no state
-    is carried between `sample()` calls.
+def transitions_from_episodes(episodes: Iterable) -> dict[str, np.ndarray] | None:
+    """Turns sampled episode chunks into one-step transitions tagged for linking.
 
     Args:
-        episodes: RLlib SingleAgentEpisode chunks (numpy-ised), as returned by
-            EnvRunner.sample().
-        gamma: discount factor.
-        n_step: return horizon n >= 1.
+        episodes: RLlib SingleAgentEpisode chunks, as returned by
+            EnvRunner.sample() (their lookback buffers are ignored).
 
     Returns:
-        Column dict with OBS [N, ...], ACTIONS [N], REWARDS [N], NEXT_OBS
-        [N, ...], DISCOUNTS [N]; None if the chunks hold no step.
+        Column dict of N rows: OBS [N, ...], ACTIONS [N], REWARDS [N] (one-step),
+        NEXT_OBS [N, ...], TERMINATEDS [N] (True only at a terminal step), and
+        the link tags EPISODE_IDS [N] (object), STEPS [N] (the step's index in
+        its episode) and TRUNCATEDS [N] (True only at a truncated episode's
+        last step); None if the chunks hold no step.
     """
-    columns: dict[str, list] = {k: [] for k in (OBS, ACTIONS, REWARDS, NEXT_OBS, DISCOUNTS)}
+    parts: dict[str, list] = {k: [] for k in _STEP_COLUMNS + _LINK_TAGS}
     for episode in episodes:
         t_len = len(episode)
         if t_len == 0:
             continue
         obs = np.asarray(episode.get_observations())  # [T + 1, ...]
-        actions = np.asarray(episode.get_actions())  # [T]
-        rewards = np.asarray(episode.get_rewards(), dtype=np.float32)  # [T]
-        terminated = bool(episode.is_terminated)
-
-        # end[t]: index of the observation bootstrapped from (t + k, k <= n).
-        steps = np.arange(t_len)
-        end = np.minimum(steps + n_step, t_len)
-        k = end - steps
-        # R_t = sum_{j < k_t} gamma^j r_{t+j}, a windowed sum over the n offsets
-        # (exact for any gamma, including 0, and any chunk length).
-        n_step_returns = np.zeros(t_len, dtype=np.float64)
-        for j in range(n_step):
-            valid = steps + j < end
-            n_step_returns[valid] += (gamma**j) * rewards[steps[valid] + j]
-        discounts = gamma**k
-        if terminated:
-            discounts = np.where(end == t_len, 0.0, discounts)
-
-        columns[OBS].append(obs[:-1])
-        columns[ACTIONS].append(actions)
-        columns[REWARDS].append(n_step_returns.astype(np.float32))
-        columns[NEXT_OBS].append(obs[end])
-        columns[DISCOUNTS].append(discounts.astype(np.float32))
-    if not columns[OBS]:
+        last = np.zeros(t_len, dtype=bool)
+        last[-1] = True
+        parts[OBS].append(obs[:-1])
+        parts[ACTIONS].append(np.asarray(episode.get_actions()))
+        parts[REWARDS].append(np.asarray(episode.get_rewards(), dtype=np.float32))
+        parts[NEXT_OBS].append(obs[1:])
+        parts[TERMINATEDS].append(last & bool(episode.is_terminated))
+        parts[EPISODE_IDS].append(np.full(t_len, episode.id_, dtype=object))
+        parts[STEPS].append(episode.t_started + np.arange(t_len, dtype=np.int64))
+        parts[TRUNCATEDS].append(last & bool(episode.is_truncated))
+    if not parts[OBS]:
         return None
-    return {k: np.concatenate(v, axis=0) for k, v in columns.items()}
+    return {k: np.concatenate(v, axis=0) for k, v in parts.items()}
 
 
 class _SumTree:
@@ -118,40 +135,59 @@ class _SumTree:
 
 
 class TransitionReplayBuffer:
-    """Ring buffer of n-step transitions, uniform or proportionally prioritised.
+    """Ring buffer of linked one-step transitions, folded into n-step ones when sampled.
 
     Args:
-        capacity: maximum number of transitions kept (oldest overwritten).
-        prioritized: sample proportionally to priority^alpha (Schaul et al. 2016).
+        capacity: maximum number of one-step transitions kept (oldest overwritten).
+        n_step: return horizon n >= 1 of the sampled transitions.
+        gamma: discount factor of the folding.
+        prioritized: sample window starts proportionally to priority^alpha
+            (Schaul et al. 2016).
         alpha: priority exponent.
         epsilon: added to |TD error| so that no transition gets zero priority.
-        seed: seed of the sampling generator.
+        seed: seed, or numpy Generator, of the sampling stream.
     """
 
     def __init__(
         self,
         *,
         capacity: int,
+        n_step: int = 1,
+        gamma: float = 0.99,
         prioritized: bool = False,
         alpha: float = 0.6,
         epsilon: float = 1e-6,
-        seed: int | None = None,
+        seed: int | np.random.Generator | None = None,
     ):
         if capacity < 1:
             raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
         self.capacity = int(capacity)
+        self.n_step = int(n_step)
+        self.gamma = float(gamma)
+        self._powers = self.gamma ** np.arange(self.n_step + 1)  # gamma^0 .. gamma^n, float64
         self.prioritized = prioritized
         self.alpha = alpha
         self.epsilon = epsilon
         self._rng = np.random.default_rng(seed)
         self._storage: dict[str, np.ndarray] | None = None
-        self._next = 0
-        self._size = 0
+        # Global insertion number of the transition in each slot (-1: empty), and
+        # that of its successor in the same episode (-1: none yet, or episode over).
+        self._ids = np.full(self.capacity, -1, dtype=np.int64)
+        self._next_ids = np.full(self.capacity, -1, dtype=np.int64)
+        # (min, max) of every one-step env reward ever added (the env's reward
+        # range as seen so far): what bounds the Q-values a learner may reach.
+        self.reward_range = (math.inf, -math.inf)
+        self._num_added = 0
+        # Episode id -> (insertion number of its newest step, that step's index),
+        # for episodes whose next chunk has not arrived yet.
+        self._open_episodes: dict[str, tuple[int, int]] = {}
         self._max_priority = 1.0
         self._tree = _SumTree(self.capacity) if prioritized else None
 
     def __len__(self) -> int:
-        return self._size
+        return min(self._num_added, self.capacity)
 
     def _allocate(self, columns: dict[str, np.ndarray]) -> None:
         self._storage = {
@@ -159,49 +195,183 @@ class TransitionReplayBuffer:
             for k, v in columns.items()
         }
 
+    def _is_current(self, ids: np.ndarray) -> np.ndarray:
+        """Whether transitions with these insertion numbers are still stored."""
+        return (ids >= 0) & (self._ids[ids % self.capacity] == ids)
+
     def add(self, columns: dict[str, np.ndarray]) -> None:
-        """Appends a batch of transitions (same columns every call)."""
-        n = len(next(iter(columns.values())))
+        """Appends one-step transitions (same columns every call).
+
+        Args:
+            columns: `transitions_from_episodes` output, optionally with extra
+                per-transition columns ([N, ...] arrays). Without the link tags
+                (EPISODE_IDS, STEPS) every row is a one-step episode fragment:
+                nothing is linked.
+        """
+        columns = dict(columns)
+        episode_ids = columns.pop(EPISODE_IDS, None)
+        steps = columns.pop(STEPS, None)
+        truncated = columns.pop(TRUNCATEDS, None)
+        n = len(columns[OBS])
         if n == 0:
             return
+        if TERMINATEDS not in columns:
+            columns[TERMINATEDS] = np.zeros(n, dtype=bool)
         if self._storage is None:
             self._allocate(columns)
-        if n > self.capacity:  # keep only the newest
-            columns = {k: v[-self.capacity :] for k, v in columns.items()}
-            n = self.capacity
-        idx = (self._next + np.arange(n)) % self.capacity
+        rewards = np.asarray(columns[REWARDS], dtype=np.float64)
+        self.reward_range = (
+            min(self.reward_range[0], float(rewards.min())),
+            max(self.reward_range[1], float(rewards.max())),
+        )
+        ids = self._num_added + np.arange(n, dtype=np.int64)
+        next_ids = np.full(n, -1, dtype=np.int64)
+        segment_starts = np.array([0], dtype=np.int64)
+        if episode_ids is not None:
+            ended = columns[TERMINATEDS].astype(bool)
+            if truncated is not None:
+                ended = ended | truncated.astype(bool)
+            # Row i continues into row i + 1 when both are consecutive steps of one episode.
+            continues = (
+                (episode_ids[:-1] == episode_ids[1:]) & (steps[1:] == steps[:-1] + 1) & ~ended[:-1]
+            )
+            next_ids[:-1] = np.where(continues, ids[1:], -1)
+            segment_starts = np.concatenate([[0], np.flatnonzero(~continues) + 1])
+
+        keep = slice(max(n - self.capacity, 0), n)  # more than capacity at once: the newest
+        slots = ids[keep] % self.capacity
         for k, v in columns.items():
-            self._storage[k][idx] = v
+            self._storage[k][slots] = v[keep]
+        self._ids[slots] = ids[keep]
+        self._next_ids[slots] = next_ids[keep]
         if self._tree is not None:
-            self._tree.set(idx, np.full(n, self._max_priority**self.alpha))
-        self._next = int((self._next + n) % self.capacity)
-        self._size = min(self._size + n, self.capacity)
+            self._tree.set(slots, np.full(len(slots), self._max_priority**self.alpha))
+        self._num_added += n
 
-    def sample(self, num_items: int, *, beta: float = 0.4) -> dict[str, np.ndarray]:
-        """Samples `num_items` transitions (with replacement).
+        if episode_ids is not None:
+            self._link_segments(segment_starts, ids, episode_ids, steps, ended)
 
-        Returns the stored columns plus INDEXES (for `update_priorities`) and,
-        when prioritised, WEIGHTS: importance weights (N * P(i))^-beta
-        normalised by their maximum over the buffer.
+    def _link_segments(self, starts, ids, episode_ids, steps, ended) -> None:
+        """Links each segment's first step to its episode's previous chunk; records open ends."""
+        ends = np.append(starts[1:], len(ids)) - 1
+        for first, last in zip(starts.tolist(), ends.tolist()):
+            episode_id = episode_ids[first]
+            previous = self._open_episodes.pop(episode_id, None)
+            if previous is not None:
+                previous_id, previous_step = previous
+                # A predecessor overwritten in the ring is stale: its slot now holds
+                # another transition, whose link must stay as it is.
+                if previous_step + 1 == steps[first] and self._is_current(np.array([previous_id]))[0]:
+                    self._next_ids[previous_id % self.capacity] = ids[first]
+            if not ended[last]:
+                self._open_episodes[episode_id] = (int(ids[last]), int(steps[last]))
+        # Episodes that stopped arriving (e.g. a recreated EnvRunner) are dropped
+        # once their newest step has left the ring.
+        oldest = self._num_added - self.capacity
+        if len(self._open_episodes) > 64:
+            self._open_episodes = {k: v for k, v in self._open_episodes.items() if v[0] >= oldest}
+
+    def _window_slots(self, first: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each window's step slots [B, n], mask of steps inside it [B, n] and length k [B].
+
+        Steps outside a window repeat its last slot. A window ends at the first
+        step without a current successor link (terminated, truncated, the
+        episode's newest stored step, or a successor overwritten in the ring).
         """
-        if self._size == 0:
+        batch_size = len(first)
+        slots = np.empty((batch_size, self.n_step), dtype=np.int64)
+        inside = np.empty((batch_size, self.n_step), dtype=bool)
+        slots[:, 0] = first
+        inside[:, 0] = True
+        num_steps = np.ones(batch_size, dtype=np.int64)
+        current, alive = first, inside[:, 0]
+        for j in range(1, self.n_step):
+            successor = self._next_ids[current]
+            alive = alive & self._is_current(successor)
+            current = np.where(alive, successor % self.capacity, current)
+            slots[:, j] = current
+            inside[:, j] = alive
+            num_steps += alive
+        return slots, inside, num_steps
+
+    def fold(self, indexes: np.ndarray, *, reward_hook: RewardHook | None = None) -> dict[str, np.ndarray]:
+        """The n-step transitions that start at the given slots.
+
+        Args:
+            indexes: slots of the windows' first steps, [B].
+            reward_hook: optional; given the window's one-step columns (OBS,
+                ACTIONS, REWARDS, NEXT_OBS, TERMINATEDS and extra columns as
+                [B, n, ...] arrays, WINDOW_MASK [B, n] and INDEXES [B, n]),
+                returns the one-step rewards to fold instead, [B, n] (entries
+                outside the window are ignored).
+
+        Returns:
+            OBS [B, ...], ACTIONS [B], REWARDS [B] (sum_{j<k} gamma^j r_{t+j}),
+            NEXT_OBS [B, ...] (s_{t+k}), DISCOUNTS [B] (gamma^k (1 - terminated)),
+            INDEXES [B], the extra columns of the first step, and when n > 1
+            INTERMEDIATE_OBS [B, n-1, ...] (s_{t+j}, j = 1..n-1) and
+            INTERMEDIATE_DISCOUNTS [B, n-1] (gamma^j inside the window, else 0).
+        """
+        storage = self._storage
+        first = np.asarray(indexes, dtype=np.int64)
+        batch = {k: v[first] for k, v in storage.items() if k not in (REWARDS, NEXT_OBS, TERMINATEDS)}
+        batch[INDEXES] = first
+        if self.n_step == 1 and reward_hook is None:  # the hot path of one-step replay
+            batch[REWARDS] = storage[REWARDS][first]
+            batch[NEXT_OBS] = storage[NEXT_OBS][first]
+            batch[DISCOUNTS] = np.where(storage[TERMINATEDS][first], 0.0, self._powers[1]).astype(np.float32)
+            return batch
+        slots, inside, num_steps = self._window_slots(first)
+        weights = np.where(inside, self._powers[:-1], 0.0)  # gamma^j inside the window, [B, n]
+        if reward_hook is None:
+            rewards = storage[REWARDS][slots]
+        else:
+            window = {k: v[slots] for k, v in storage.items()}
+            window[WINDOW_MASK] = inside
+            window[INDEXES] = slots
+            rewards = np.where(inside, reward_hook(window), 0.0)
+        last = slots[:, -1]  # the last step inside each window
+        batch[REWARDS] = (rewards * weights).sum(axis=1).astype(np.float32)
+        batch[NEXT_OBS] = storage[NEXT_OBS][last]
+        bootstrap = self._powers[num_steps]
+        batch[DISCOUNTS] = np.where(storage[TERMINATEDS][last], 0.0, bootstrap).astype(np.float32)
+        if self.n_step > 1:
+            batch[INTERMEDIATE_OBS] = np.take(storage[OBS], slots[:, 1:], axis=0)
+            batch[INTERMEDIATE_DISCOUNTS] = weights[:, 1:].astype(np.float32)
+        return batch
+
+    def sample(
+        self, num_items: int, *, beta: float = 0.4, reward_hook: RewardHook | None = None
+    ) -> dict[str, np.ndarray]:
+        """Samples `num_items` n-step transitions (window starts with replacement).
+
+        The rows come in random order (prioritised draws are stratified over
+        the priority mass, then shuffled), so any contiguous slice of the batch,
+        e.g. one SGD minibatch or one learner's shard, is drawn from the whole
+        buffer.
+
+        Returns:
+            `fold`'s columns (INDEXES for `update_priorities`) and, when
+            prioritised, WEIGHTS [B]: importance weights (N * P(i))^-beta
+            normalised by their maximum over the buffer.
+        """
+        size = len(self)
+        if size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         if self._tree is None:
-            idx = self._rng.integers(0, self._size, size=num_items)
-            batch = {k: v[idx] for k, v in self._storage.items()}
-        else:
-            total = self._tree.total
-            # Stratified: one uniform draw per equal slice of the priority mass.
-            bounds = (np.arange(num_items) + self._rng.random(num_items)) / num_items
-            idx = self._tree.find(bounds * total)
-            idx = np.minimum(idx, self._size - 1)
-            batch = {k: v[idx] for k, v in self._storage.items()}
-            probs = self._tree.tree[idx + self._tree.size] / total
-            leaves = self._tree.tree[self._tree.size : self._tree.size + self._size]
-            min_prob = leaves[leaves > 0].min() / total
-            weights = (probs / min_prob) ** (-beta)
-            batch[WEIGHTS] = weights.astype(np.float32)
-        batch[INDEXES] = idx.astype(np.int64)
+            idx = self._rng.integers(0, size, size=num_items)
+            return self.fold(idx, reward_hook=reward_hook)
+        total = self._tree.total
+        # Stratified: one uniform draw per equal slice of the priority mass, in
+        # buffer order; shuffled, or each minibatch would cover one narrow slice.
+        bounds = (np.arange(num_items) + self._rng.random(num_items)) / num_items
+        idx = np.minimum(self._tree.find(bounds * total), size - 1)
+        idx = idx[self._rng.permutation(num_items)]
+        batch = self.fold(idx, reward_hook=reward_hook)
+        probs = self._tree.tree[idx + self._tree.size] / total
+        leaves = self._tree.tree[self._tree.size : self._tree.size + size]
+        min_prob = leaves[leaves > 0].min() / total
+        batch[WEIGHTS] = ((probs / min_prob) ** (-beta)).astype(np.float32)
         return batch
 
     def update_priorities(self, indexes: np.ndarray, td_errors: np.ndarray) -> None:

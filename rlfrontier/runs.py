@@ -33,8 +33,8 @@ class TrainArgs:
     num_envs_per_env_runner: int | None = None
     num_learners: int | None = None
     gpus_per_learner: float | None = None
-    eval_interval: int = 2
-    eval_episodes: int = 10
+    eval_interval: int = configure.DEFAULT_EVAL_INTERVAL
+    eval_episodes: int = configure.DEFAULT_EVAL_EPISODES
     checkpoint_every: int = 10
     restore: str | None = None
     address: str | None = None
@@ -206,7 +206,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
             name=name,
             storage_path=resolve_storage(args.storage_path),
             callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
+            checkpoint_config=T.checkpoint_config(num_to_keep=3),
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
             verbose=0,
         ),
@@ -217,6 +217,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     record = next(iter(tracker.records.values()), None)
     last = result.metrics or {}
     checkpoint = result.checkpoint.path if result.checkpoint else None
+    best_checkpoint, best_eval = T.best_checkpoint(result.best_checkpoints or [])
     learner = last.get("learners", {}).get("default_policy", {}) if isinstance(last.get("learners"), dict) else {}
     summary = {
         "algo": spec.name,
@@ -226,10 +227,12 @@ def train(args: TrainArgs) -> dict[str, Any]:
         "iterations": last.get(T.ITERATIONS),
         "episode_return_mean": last.get(T.EPISODE_RETURN_MEAN),
         "eval_return_mean": last.get(T.EVAL_RETURN_MEAN),
+        "best_eval_return_mean": last.get(T.BEST_EVAL_RETURN_MEAN, best_eval),
         "wall_s": round(time.perf_counter() - started, 2),
         "train_wall_s": last.get(T.WALL_S),
         "env_steps_per_s": last.get(T.ENV_STEPS_PER_S),
         "checkpoint": checkpoint,
+        "best_checkpoint": best_checkpoint,
         "mlflow_run_id": record.run_id if record else None,
         "tracking_uri": prepared["tracking_uri"],
         "experiment": args.experiment,
@@ -240,7 +243,9 @@ def train(args: TrainArgs) -> dict[str, Any]:
         first = str(result.error).strip().splitlines()
         raise RunFailed(
             f"training failed: {first[-1] if first else type(result.error).__name__}; "
-            f"checkpoint kept: {checkpoint or 'none'}; MLflow run {summary['mlflow_run_id']} marked FAILED",
+            f"checkpoint kept: {checkpoint or 'none'}"
+            + (f" (best: {best_checkpoint})" if best_checkpoint and best_checkpoint != checkpoint else "")
+            + f"; MLflow run {summary['mlflow_run_id']} marked FAILED",
             summary,
         )
     if tracker.failures:

@@ -3,7 +3,8 @@
 Not MLflowLoggerCallback: it makes one request per metric and its artifact
 upload misses checkpoints (ray-project/ray#46569). This one sends params once,
 metrics in batches (one `log_batch` request per flush), and at the end the
-final checkpoint, config.yaml, summary.json and a learning-curve PNG.
+final checkpoint (artifact `checkpoint/`), the best-evaluated one (artifact
+`best_checkpoint/`), config.yaml, summary.json and a learning-curve PNG.
 
 A tracking server that stops answering never stops training: each failure is
 recorded (what was not logged), the callback backs off, and `failures` tells
@@ -38,11 +39,17 @@ from rlfrontier import trainable as T  # noqa: E402
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# MLflow 3's UI opens an experiment without this tag in its GenAI view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+CHECKPOINT_ARTIFACT = "checkpoint"  # the last policy
+BEST_CHECKPOINT_ARTIFACT = "best_checkpoint"  # the best-evaluated policy
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAM_VALUE = 6000
 # Result keys that are bookkeeping, not metrics.
-_SKIP_PREFIXES = ("config", "trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag", "done")
+_SKIP_PREFIXES = ("config", "trial_id", "date", "hostname", "node_ip", "pid", "experiment_tag", "done",
+                  T.CHECKPOINT_SCORE)
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -91,6 +98,7 @@ class TrialRecord:
     pending: list[Metric] = field(default_factory=list)
     last_flush: float = 0.0
     checkpoint: str | None = None
+    best_checkpoint: str | None = None
     last_result: dict[str, Any] = field(default_factory=dict)
     closed: bool = False
 
@@ -159,7 +167,13 @@ class MLflowTracking(Callback):
         if self._experiment_id is None:
             def get_or_create():
                 exp = self.client.get_experiment_by_name(self.experiment)
-                return exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+                if exp is None:
+                    return self.client.create_experiment(
+                        self.experiment, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+                    )
+                if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                    self.client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+                return exp.experiment_id
             self._experiment_id = self._call(f"experiment {self.experiment!r}", get_or_create)
         return self._experiment_id
 
@@ -213,7 +227,11 @@ class MLflowTracking(Callback):
             self._flush(record)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        self.records.setdefault(trial.trial_id, TrialRecord()).checkpoint = checkpoint.path
+        record = self.records.setdefault(trial.trial_id, TrialRecord())
+        record.checkpoint = checkpoint.path
+        # Tune calls on_trial_result with the result a checkpoint came with first.
+        if T.best_checkpoint([(checkpoint, record.last_result)])[0]:
+            record.best_checkpoint = checkpoint.path
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, status="FINISHED")
@@ -250,8 +268,10 @@ class MLflowTracking(Callback):
     def mark_best(self, run_id: str, *, metric: str, value: Any, register: str | None = None) -> dict | None:
         """Tags the best trial's run; with `register`, registers its checkpoint.
 
-        The registered model version points at the run's `checkpoint` artifact
-        and gets the alias "best" (MLflow model registry aliases).
+        The registered model version points at the run's `best_checkpoint`
+        artifact (its `checkpoint`, the last policy, where the run has no best
+        one: evaluation off) and gets the alias "best" (MLflow model registry
+        aliases).
         """
         self._call("best-trial tag", lambda: self.client.set_tag(run_id, "best_trial", "true"))
         if value is not None:
@@ -268,9 +288,11 @@ class MLflowTracking(Callback):
                 if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                     raise
             run = self.client.get_run(run_id)
+            logged = {a.path for a in self.client.list_artifacts(run_id)}
+            artifact = BEST_CHECKPOINT_ARTIFACT if BEST_CHECKPOINT_ARTIFACT in logged else CHECKPOINT_ARTIFACT
             version = self.client.create_model_version(
-                register, source=f"{run.info.artifact_uri}/checkpoint", run_id=run_id,
-                tags={"metric": metric, "value": str(value)},
+                register, source=f"{run.info.artifact_uri}/{artifact}", run_id=run_id,
+                tags={"metric": metric, "value": str(value), "checkpoint": artifact},
             )
             self.client.set_registered_model_alias(register, "best", version.version)
             return {"name": register, "version": version.version, "alias": "best", "run_id": run_id}
@@ -299,11 +321,16 @@ class MLflowTracking(Callback):
         if record.run_id is None:
             return
         checkpoint = record.checkpoint or (trial.checkpoint.path if trial.checkpoint else None)
+        best = record.best_checkpoint or _best_kept_checkpoint(trial)
         summary = {
             "status": status,
             "tune_trial_id": trial.trial_id,
             "checkpoint": checkpoint,
-            **{k: record.last_result.get(k) for k in (T.ENV_STEPS, T.ITERATIONS, T.EPISODE_RETURN_MEAN, T.EVAL_RETURN_MEAN, T.WALL_S, T.ENV_STEPS_PER_S)},
+            "best_checkpoint": best,
+            **{k: record.last_result.get(k) for k in (
+                T.ENV_STEPS, T.ITERATIONS, T.EPISODE_RETURN_MEAN, T.EVAL_RETURN_MEAN, T.BEST_EVAL_RETURN_MEAN,
+                T.WALL_S, T.ENV_STEPS_PER_S,
+            )},
         }
         if status == "FAILED" and trial.error_file and Path(trial.error_file).is_file():
             summary["error"] = Path(trial.error_file).read_text()[-4000:]
@@ -317,12 +344,21 @@ class MLflowTracking(Callback):
                 files.append(png)
             for path in files:
                 self._call(f"artifact {path.name}", lambda p=path: self.client.log_artifact(record.run_id, str(p)))
-        if checkpoint and Path(checkpoint).is_dir():
-            self._call(
-                f"checkpoint artifact {checkpoint}",
-                lambda: self.client.log_artifacts(record.run_id, checkpoint, artifact_path="checkpoint"),
-            )
+        for path, artifact in ((checkpoint, CHECKPOINT_ARTIFACT), (best, BEST_CHECKPOINT_ARTIFACT)):
+            if path and Path(path).is_dir():
+                self._call(
+                    f"{artifact} artifact {path}",
+                    lambda p=path, a=artifact: self.client.log_artifacts(record.run_id, p, artifact_path=a),
+                )
         self._call(f"run status {status}", lambda: self.client.set_terminated(record.run_id, status=status))
+
+
+def _best_kept_checkpoint(trial) -> str | None:
+    """The best checkpoint in the trial's own bookkeeping: what a callback that
+    did not see it reported (a resumed search's new callback) still finds."""
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    kept = getattr(manager, "best_checkpoint_results", None) or []
+    return T.best_checkpoint((r.checkpoint, r.metrics) for r in kept)[0]
 
 
 def plot_curve(curve: list[tuple[int, float | None, float | None]], path: Path, *, title: str) -> bool:

@@ -3,16 +3,28 @@
 A function trainable rather than the Algorithm class itself, so that it can
 (a) decide when a run is done and evaluate and checkpoint that final policy,
 (b) resume from Tune's checkpoint after a failure, or fine-tune from a user's
-checkpoint, and (c) report the few top-level figures every run shares.
+checkpoint, (c) report the few top-level figures every run shares, and (d)
+keep the best-evaluated policy as well as the last one.
+
+The best policy is a Tune checkpoint like the others, reported when an
+evaluation beats every earlier one, with `CHECKPOINT_SCORE` set to that
+evaluation's return (every other checkpoint scores `NOT_BEST`). `checkpoint_config`
+ranks checkpoints by that score: Tune's top-k then keeps the best-evaluated
+ones, deletes the periodic ones first, always keeps the latest (what a failed
+trial resumes from), and restores its bookkeeping after a failure or
+`--resume` (its checkpoint manager is part of the experiment state). A copy kept by hand in the trial folder would have none of that, nor
+work with remote storage (s3://, gs://).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from ray import tune
@@ -28,10 +40,46 @@ MODULE_PATH = "learner_group/learner/rl_module"
 ENV_STEPS = "env_steps"
 EPISODE_RETURN_MEAN = "episode_return_mean"
 EVAL_RETURN_MEAN = "eval_return_mean"
+BEST_EVAL_RETURN_MEAN = "best_eval_return_mean"  # the highest evaluation return so far
+# Tune's checkpoint_score_attribute: a best checkpoint's evaluation return, NOT_BEST otherwise
+# (the lowest finite float: TensorBoard's logger warns on every -inf).
+CHECKPOINT_SCORE = "checkpoint_score"
+NOT_BEST = -sys.float_info.max
 ENV_STEPS_PER_S = "env_steps_per_s"
 WALL_S = "wall_s"
 ITERATIONS = "iterations"
 DONE_REASON = "done_reason"
+
+
+def checkpoint_config(num_to_keep: int | None):
+    """Tune's CheckpointConfig for `train_loop`: keeps `num_to_keep` checkpoints
+    (None: all) and, among them, always the best-evaluated and the latest."""
+    from ray.tune import CheckpointConfig
+
+    return CheckpointConfig(
+        num_to_keep=num_to_keep, checkpoint_score_attribute=CHECKPOINT_SCORE, checkpoint_score_order="max"
+    )
+
+
+def best_checkpoint(checkpoints: Iterable[tuple[Any, dict[str, Any]]]) -> tuple[str | None, float | None]:
+    """The best-evaluated of a trial's kept checkpoints: (path, evaluation return).
+
+    Args:
+        checkpoints: (tune.Checkpoint or path, the result reported with it)
+            pairs, e.g. a Tune `Result.best_checkpoints`.
+
+    Returns:
+        (None, None) when no kept checkpoint was saved at a best evaluation
+        (evaluation off, or none finished).
+    """
+    best: tuple[str | None, float | None] = (None, None)
+    for checkpoint, metrics in checkpoints:
+        score = (metrics or {}).get(CHECKPOINT_SCORE)
+        if _unknown(score) or not math.isfinite(float(score)) or float(score) <= NOT_BEST:
+            continue
+        if best[1] is None or float(score) >= best[1]:  # ties: the later one
+            best = (str(getattr(checkpoint, "path", checkpoint)), float(score))
+    return best
 
 
 def read_meta(checkpoint: str | Path) -> dict[str, Any]:
@@ -54,7 +102,12 @@ def _env_steps(result: dict[str, Any]) -> int:
 
 
 def summarize(
-    result: dict[str, Any], *, wall_s: float, last_eval: float | None, steps_at_start: int
+    result: dict[str, Any],
+    *,
+    wall_s: float,
+    last_eval: float | None,
+    steps_at_start: int,
+    best_eval: float | None = None,
 ) -> dict[str, Any]:
     """The top-level keys of every result; throughput counts this run's steps only."""
     steps = _env_steps(result)
@@ -63,6 +116,7 @@ def summarize(
         ITERATIONS: int(result.get("training_iteration", 0)),
         EPISODE_RETURN_MEAN: _get(result, "env_runners", "episode_return_mean"),
         EVAL_RETURN_MEAN: last_eval,
+        BEST_EVAL_RETURN_MEAN: best_eval,
         WALL_S: wall_s,
         ENV_STEPS_PER_S: (steps - steps_at_start) / max(wall_s, 1e-9),
     }
@@ -84,6 +138,18 @@ def _eval_return(result: dict[str, Any]) -> float | None:
     after a restore)."""
     value = _get(result, "evaluation", "env_runners", "episode_return_mean")
     return None if _unknown(value) else float(value)
+
+
+def _evaluated_now(result: dict[str, Any], config: AlgorithmConfig) -> bool:
+    """Whether this iteration ran an evaluation (RLlib evaluates when iteration % evaluation_interval == 0)."""
+    interval = config.evaluation_interval
+    return bool(interval) and int(result.get("training_iteration", 0)) % interval == 0
+
+
+def is_new_best(evaluated: float | None, best: float | None) -> bool:
+    """An evaluation that beats every earlier one (strictly: a tie keeps the older
+    checkpoint, so that the best one is not replaced by every later 500 on CartPole)."""
+    return evaluated is not None and (best is None or evaluated > best)
 
 
 def _restore_weights_only(algo, checkpoint: Path) -> None:
@@ -110,6 +176,11 @@ def train_loop(
 ) -> None:
     """Builds the algorithm, trains until `stop`, evaluates and checkpoints the end.
 
+    Checkpoints: every `checkpoint_every` iterations, at the end, and at every
+    evaluation that beats the best so far (see the module docstring); the
+    best return so far travels in each checkpoint's meta file, so a resumed
+    trial goes on comparing against it.
+
     Args:
         params: Tune's trial config: settings that override `base_config`
             (empty for `train`, the sampled point for `tune`).
@@ -126,11 +197,13 @@ def train_loop(
         config.update_from_dict(params)
     algo = config.build_algo()
     evaluating = bool(config.evaluation_interval)
+    best_eval: float | None = None
     try:
         resume_from = tune.get_checkpoint()
         if resume_from is not None:
             with resume_from.as_directory() as d:
                 algo.restore_from_path(d)
+                best_eval = read_meta(d).get(BEST_EVAL_RETURN_MEAN)
         elif restore:
             if restore_weights_only:
                 _restore_weights_only(algo, Path(restore))
@@ -142,7 +215,9 @@ def train_loop(
         last_eval: float | None = None
         while True:
             result = algo.train()
-            evaluated = _eval_return(result)
+            # RLlib repeats the last evaluation in every later result: only an
+            # iteration that evaluated (its own rule, algorithm.py) has a fresh one.
+            evaluated = _eval_return(result) if _evaluated_now(result, config) else None
             if evaluated is not None:
                 last_eval = evaluated
             wall_s = time.perf_counter() - start
@@ -159,20 +234,29 @@ def train_loop(
             if done and evaluating and evaluated is None:
                 # The final policy is the one that is judged: evaluate it now.
                 result["evaluation"] = algo.evaluate()
-                last_eval = _eval_return(result)
+                evaluated = _eval_return(result)
+                if evaluated is not None:
+                    last_eval = evaluated
                 summary[EVAL_RETURN_MEAN] = last_eval
+            new_best = is_new_best(evaluated, best_eval)
+            if new_best:
+                best_eval = evaluated
+            summary[BEST_EVAL_RETURN_MEAN] = best_eval
             # Absent, not None or NaN, until known: schedulers skip results
             # without their metric, but would fail comparing None and rank NaN
             # anywhere (RLlib's training return is NaN until an episode ends,
             # e.g. just after a restore).
             result.update({k: v for k, v in summary.items() if not _unknown(v)})
             result[DONE_REASON] = "stop criterion" if done else ""
-            if done or summary[ITERATIONS] % checkpoint_every == 0:
+            if new_best or done or summary[ITERATIONS] % checkpoint_every == 0:
+                result[CHECKPOINT_SCORE] = evaluated if new_best else NOT_BEST
                 with tempfile.TemporaryDirectory() as tmp:
                     algo.save_to_path(tmp)
-                    (Path(tmp) / META_FILE).write_text(
-                        json.dumps({**meta, "module_id": DEFAULT_MODULE_ID, ENV_STEPS: summary[ENV_STEPS]}, indent=2)
-                    )
+                    (Path(tmp) / META_FILE).write_text(json.dumps({
+                        **meta, "module_id": DEFAULT_MODULE_ID, ENV_STEPS: summary[ENV_STEPS],
+                        # This policy's own evaluation (None: not evaluated at this iteration).
+                        EVAL_RETURN_MEAN: evaluated, BEST_EVAL_RETURN_MEAN: best_eval,
+                    }, indent=2))
                     tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
             else:
                 tune.report(result)

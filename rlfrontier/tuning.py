@@ -20,7 +20,7 @@ The file schema (tune_configs/README.md has the long form):
     searcher: {type: random}          # random | optuna
     stop: {timesteps: 30000}          # timesteps | iterations | reward
     resources: {num_env_runners: 0, num_envs_per_env_runner: 8, num_learners: 0, gpus_per_learner: 0}
-    evaluation: {interval: 2, episodes: 10}
+    evaluation: {interval: 5, episodes: 10}   # the defaults, as for `train`
     max_concurrent_trials: 1
     checkpoint_every: 10
 
@@ -253,8 +253,8 @@ def load_search(path: str | Path, *, num_samples: int | None = None) -> SearchSp
         searcher=searcher_kind,
         stop=stop,
         resources=resources,
-        eval_interval=evaluation.get("interval", 2),
-        eval_episodes=evaluation.get("episodes", 10),
+        eval_interval=evaluation.get("interval", configure.DEFAULT_EVAL_INTERVAL),
+        eval_episodes=evaluation.get("episodes", configure.DEFAULT_EVAL_EPISODES),
         **ints,
     )
     spec.base = _validated_base(spec)
@@ -405,7 +405,8 @@ def run_search(
                 # PBT: keep every checkpoint. With num_to_keep, Tune 2.60 deletes
                 # a checkpoint that one trial cloned from another's folder, and
                 # the owner then fails on FileNotFoundError (seen in our PBT test).
-                checkpoint_config=tune.CheckpointConfig(
+                # Either way the best-evaluated checkpoint is kept (T.checkpoint_config).
+                checkpoint_config=T.checkpoint_config(
                     num_to_keep=None if spec.scheduler["type"] == "pbt" else 2
                 ),
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -420,6 +421,7 @@ def run_search(
     trials = []
     for result in grid:
         m = result.metrics or {}
+        best_checkpoint, best_eval = T.best_checkpoint(result.best_checkpoints or [])
         trials.append({
             "trial_id": m.get("trial_id"),
             "status": "ERROR" if result.error else "TERMINATED",
@@ -427,6 +429,8 @@ def run_search(
             "env_steps": m.get(T.ENV_STEPS),
             "iterations": m.get(T.ITERATIONS),
             "checkpoint": result.checkpoint.path if result.checkpoint else None,
+            T.BEST_EVAL_RETURN_MEAN: m.get(T.BEST_EVAL_RETURN_MEAN, best_eval),
+            "best_checkpoint": best_checkpoint,
             "config": {k: v for k, v in (result.config or {}).items()},
             "mlflow_run_id": tracker.run_id_of(m.get("trial_id")),
         })

@@ -5,7 +5,8 @@ builds like any RLlib config. K Q-heads (one batched ensemble network, each
 with a fixed random prior) learn from one replay buffer; every stored
 transition carries a Bernoulli(mask_prob) mask per head (the bootstrap), and
 every episode acts greedily with one head drawn when it starts (posterior
-sampling, through the BootstrapHeadPicker env-to-module connector).
+sampling, through the BootstrapHeadPicker env-to-module connector, with a
+random stream of its own on each EnvRunner: BootDQNEnvRunner).
 Evaluation acts with the heads' majority vote.
 
 With num_heads=1, prior_scale=0, mask_prob=1 and an epsilon schedule this is
@@ -23,8 +24,9 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rlfrontier import offpolicy
-from rlfrontier.algorithms.boot_dqn.connectors import BootstrapHeadPicker
+from rlfrontier import offpolicy, seeding
+from rlfrontier.algorithms.boot_dqn.connectors import BootstrapHeadPicker, head_picker_seed
+from rlfrontier.algorithms.boot_dqn.env_runner import BootDQNEnvRunner
 from rlfrontier.validation import BadInput, check_range
 
 # Replay column: the bootstrap masks, [N, K] in {0, 1}.
@@ -43,6 +45,8 @@ class BootDQNConfig(offpolicy.ReplayConfig):
         hidden_sizes: hidden layers of each head (and of its prior).
         tau, target_update_interval: target sync (gradient updates between syncs).
         huber_delta: Huber threshold of the TD loss (None: squared error).
+        env_runner_cls: BootDQNEnvRunner (or a subclass): it gives each
+            EnvRunner's head picker its own stream of the run's seed.
         and the replay fields of offpolicy.ReplayConfig.
     """
 
@@ -68,6 +72,7 @@ class BootDQNConfig(offpolicy.ReplayConfig):
         self.rollout_fragment_length = 25
         self.min_sample_timesteps_per_iteration = 1000
         self.evaluation_config = {"explore": False}
+        self.env_runner_cls = BootDQNEnvRunner
 
     def training(
         self,
@@ -101,6 +106,11 @@ class BootDQNConfig(offpolicy.ReplayConfig):
         ):
             raise BadInput(f"hidden_sizes={self.hidden_sizes!r} must be a list of positive integers")
         _check_epsilon(self.epsilon)
+        if not (isinstance(self.env_runner_cls, type) and issubclass(self.env_runner_cls, BootDQNEnvRunner)):
+            raise BadInput(
+                f"env_runner_cls={self.env_runner_cls!r} must be BootDQNEnvRunner or a subclass: "
+                "it gives each EnvRunner's head picker its own random stream"
+            )
         super().validate()
 
     @property
@@ -114,7 +124,10 @@ class BootDQNConfig(offpolicy.ReplayConfig):
 
     def build_env_to_module_connector(self, env=None, spaces=None, device=None):
         pipeline = super().build_env_to_module_connector(env=env, spaces=spaces, device=device)
-        pipeline.prepend(BootstrapHeadPicker(num_heads=self.num_heads, seed=self.seed))
+        # The local EnvRunner's stream until BootDQNEnvRunner, which knows its
+        # worker index, reseeds it.
+        seed = head_picker_seed(self.seed, worker_index=0, in_evaluation=self.in_evaluation)
+        pipeline.prepend(BootstrapHeadPicker(num_heads=self.num_heads, seed=seed))
         return pipeline
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -153,7 +166,8 @@ class BootDQN(Algorithm):
         super().setup(config)
         self.replay_buffer = offpolicy.make_replay_buffer(self.config)
         self._update_credit = 0.0
-        self._mask_rng = np.random.default_rng(self.config.seed)
+        # A stream of its own: the replay sampler draws from seeding.REPLAY.
+        self._mask_rng = seeding.rng(self.config.seed, seeding.BOOTSTRAP_MASKS)
 
     def _bootstrap_masks(self, num_transitions: int) -> dict[str, np.ndarray]:
         masks = self._mask_rng.random((num_transitions, self.config.num_heads)) < self.config.mask_prob

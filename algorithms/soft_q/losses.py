@@ -86,6 +86,68 @@ def soft_bellman_target(
         return rewards + discounts * soft_value(q=next_q_target, alpha=alpha)
 
 
+def soft_n_step_target(
+    *,
+    rewards: torch.Tensor,
+    discounts: torch.Tensor,
+    next_q_target: torch.Tensor,
+    alpha: torch.Tensor | float,
+    intermediate_q_target: torch.Tensor | None = None,
+    intermediate_discounts: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The n-step soft backup, with the entropy of every state inside the window.
+
+    q_target_soft = sum_{j<k} gamma^j r_{t+j}
+                    + sum_{j=1}^{k-1} gamma^j * alpha * H(pi(.|s_{t+j}))
+                    + gamma^k (1 - terminated) * V_target(s_{t+k}),
+
+    with k <= n the steps inside the episode. Unrolling the one-step soft
+    backup Q(s, a) = r + gamma * (E_pi[Q(s', .)] + alpha * H(pi(.|s'))) along
+    the taken actions gives one entropy term per intermediate state; leaving
+    them out makes n > 1 converge to a smaller fixed point than n = 1 (on one
+    state with two actions and r = 0: 22.64 instead of 68.62 for n = 3,
+    gamma = 0.99, alpha = 1). pi is the Boltzmann policy softmax(Q_target /
+    alpha) of the TARGET network, the one that gives V, and H is its expected
+    entropy (not -log pi of the action taken).
+
+    Args:
+        rewards: n-step discounted rewards sum_{j<k} gamma^j r_{t+j}, [B].
+        discounts: bootstrap discount gamma^k * (1 - terminated), [B].
+        next_q_target: target network's Q-values at s_{t+k}, [B, A] (for clipped
+            twin Q, the element-wise minimum of both heads).
+        alpha: temperature, positive scalar.
+        intermediate_q_target: target network's Q-values (same network and
+            twin reduction as next_q_target) at s_{t+j}, j = 1..n-1,
+            [B, n-1, A]; None for n = 1.
+        intermediate_discounts: gamma^j for steps inside the window, 0 outside,
+            [B, n-1]; None for n = 1.
+
+    Returns:
+        Soft n-step targets, [B], with no gradient.
+    """
+    with torch.no_grad():
+        target = soft_bellman_target(
+            rewards=rewards, discounts=discounts, next_q_target=next_q_target, alpha=alpha
+        )
+        if intermediate_q_target is None:
+            return target
+        entropy = policy_entropy(q=intermediate_q_target, alpha=alpha)  # [B, n-1]
+        return target + alpha * (intermediate_discounts * entropy).sum(dim=-1)
+
+
+def twin_priority_td_error(*, td_error: torch.Tensor, td_error_twin: torch.Tensor) -> torch.Tensor:
+    """Replay priority input of twin Q heads: (|td_1| + |td_2|) / 2, [B].
+
+    The mean of the signed errors would let errors of opposite sign cancel and
+    starve a transition that both heads get wrong.
+
+    Args:
+        td_error: TD errors of the first head, [B].
+        td_error_twin: TD errors of the second head, [B].
+    """
+    return 0.5 * (td_error.abs() + td_error_twin.abs())
+
+
 def hard_bellman_target(
     *, rewards: torch.Tensor, discounts: torch.Tensor, next_q_target: torch.Tensor
 ) -> torch.Tensor:
@@ -156,3 +218,32 @@ def default_target_entropy(*, num_actions: int, ratio: float) -> float:
     fraction of it keeps exploration without pinning the policy to uniform.
     """
     return ratio * math.log(num_actions)
+
+
+def soft_q_bounds(
+    *, reward_min: float, reward_max: float, gamma: float, alpha: float, num_actions: int
+) -> tuple[float, float]:
+    """The range every soft Q-value of an env with rewards in [reward_min, reward_max] lies in.
+
+    V(s) = alpha * logsumexp(Q(s, .) / alpha) lies between the policy's mean
+    Q-value and max_a Q(s, a) + alpha * log|A|, so the soft backup
+    Q = r + gamma * (1 - done) * V(s') keeps Q within
+        [min(r_min, r_min / (1 - gamma)), max(r_max, (r_max + gamma * alpha * log|A|) / (1 - gamma))]
+    (the first terms cover a terminal next state; the n-step backup has the
+    same fixed points). A learner whose mean
+    Q-value leaves this range is overestimating, not learning: on CartPole
+    (r = 1, gamma = 0.99, alpha = 0.05) the upper end is 103.4.
+
+    Args:
+        reward_min, reward_max: the one-step reward range.
+        gamma: discount factor, < 1.
+        alpha: temperature.
+        num_actions: |A|.
+
+    Returns:
+        (lower, upper) bounds on Q.
+    """
+    horizon = 1.0 / (1.0 - gamma)
+    lower = min(reward_min, reward_min * horizon)
+    upper = max(reward_max, (reward_max + gamma * alpha * math.log(num_actions)) * horizon)
+    return lower, upper

@@ -9,7 +9,7 @@ QF_LOSS = "qf_loss"
 ALPHA_LOSS = "alpha_loss"
 ALPHA = "alpha"
 ENTROPY = "policy_entropy"
-Q_MEAN = "q_mean"
+Q_MEAN = offpolicy.Q_MEAN
 
 
 class SoftQLearner(offpolicy.TargetSyncLearner):

@@ -7,6 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from rlfrontier import seeding
 from rlfrontier.validation import BadInput
 
 PREFIX = "rlfrontier/"
@@ -17,6 +18,23 @@ def register_envs() -> None:
     # The project's own environments (DeepSea, GridWorld, ...) register here.
     if f"{PREFIX}DeepSea-v0" not in gym.registry:
         gym.register(id=f"{PREFIX}DeepSea-v0", entry_point="rlfrontier.envs.deep_sea:DeepSeaEnv")
+
+
+def with_run_seed(env_id: str, env_config: dict[str, Any], seed: int | None) -> dict[str, Any]:
+    """The env_config a run of `seed` builds its envs from: hidden task parameters follow the seed.
+
+    DeepSea's action mapping is part of the MDP, so it must follow the run's
+    seed (else "three seeds" are three agents on one MDP) and be the same in
+    every env copy of the run (all EnvRunners, evaluation, `evaluate`).
+    RLlib's per-env reset seeds (seed + worker index + vector index) differ
+    between copies, so the mapping seed is derived once here, written into
+    env_config and stored with the run's config. An explicit `mapping_seed`
+    wins. Other envs' configs pass through unchanged (a copy).
+    """
+    env_config = dict(env_config or {})
+    if env_id == f"{PREFIX}DeepSea-v0" and "mapping_seed" not in env_config and seed is not None:
+        env_config["mapping_seed"] = seeding.derive_seed(seed, seeding.ENV_MAPPING)
+    return env_config
 
 
 def _make_own(env_id: str, env_config) -> gym.Env:

@@ -27,6 +27,11 @@ TREASURE = 1.0
 class DeepSeaEnv(gym.Env):
     """N x N DeepSea with a per-cell action mapping drawn once from `mapping_seed`.
 
+    The mapping is the MDP: a run built by `rlfrontier` (configure.build_config)
+    without `mapping_seed` gets one derived from its seed
+    (envs.with_run_seed), shared by all its env copies; built directly, the
+    env uses mapping 0.
+
     Observation: float32 one-hot of (row, column) of length N*N; all zeros after the final step.
     Actions: Discrete(2); `right_action(row, column)` says which one moves right in a cell.
     """

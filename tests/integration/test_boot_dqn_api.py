@@ -7,6 +7,7 @@ import pytest
 import torch
 from ray.rllib.core.columns import Columns
 
+from rlfrontier import seeding
 from rlfrontier.algorithms.boot_dqn import BootDQN, BootDQNConfig
 from rlfrontier.algorithms.boot_dqn.boot_dqn import BOOTSTRAP_MASK
 from rlfrontier.envs import register_with_ray
@@ -45,6 +46,10 @@ def test_build_train_save_restore_on_deep_sea(local_ray, tmp_path):
         # Every stored transition has a mask per head, Bernoulli(0.5).
         masks = algo.replay_buffer._storage[BOOTSTRAP_MASK][: len(algo.replay_buffer)]
         assert masks.shape == (len(algo.replay_buffer), 4) and 0.45 < masks.mean() < 0.55
+        # Regression: the masks were drawn from default_rng(seed), the replay sampler's
+        # stream too; now they are a stream of their own (drawn in storage order).
+        expected = seeding.rng(5, seeding.BOOTSTRAP_MASKS).random(masks.shape) < 0.5
+        np.testing.assert_array_equal(masks, expected.astype(masks.dtype))
         # The EnvRunner acts with the learner's heads and the same fixed prior.
         learner_module = algo.learner_group._learner.module["default_policy"]
         obs = np.eye(36, dtype=np.float32)

@@ -78,6 +78,41 @@ def test_ray_job_submit_cli_runs_rlfrontier_with_the_documented_runtime_env(ray_
     assert inner and inner[-1]["iterations"] == 1
 
 
+def _python_without_the_dependencies() -> str | None:
+    """A `python` that lacks mlflow, as the system's on a node whose Ray was
+    started without the project's environment active."""
+    import shutil
+
+    for candidate in ("/usr/bin/python3", shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")):
+        if candidate and subprocess.run([candidate, "-c", "import mlflow"], capture_output=True).returncode != 0:
+            return candidate
+    return None
+
+
+def test_a_job_whose_python_lacks_the_dependencies_says_how_to_fix_it(ray_head, tmp_path):
+    python = _python_without_the_dependencies()
+    if python is None:
+        pytest.skip("every python on this machine has mlflow")
+    target = tmp_path / "job"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(ROOT)],
+                   check=True, timeout=300)
+    proc = subprocess.run(
+        [str(BIN / "ray"), "job", "submit", "--address", ray_head.jobs_address,
+         "--runtime-env-json", json.dumps({"py_modules": [str(target / "rlfrontier")]}), "--",
+         python, "-m", "rlfrontier", "algos"],
+        cwd=tmp_path, env=ray_head.env(), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0 and "No module named" in proc.stdout + proc.stderr
+    job_id = next(w.strip("'") for w in (proc.stdout + proc.stderr).split() if w.strip("'").startswith("raysubmit_"))
+    status = run_cli("jobs", "status", job_id, "--address", ray_head.jobs_address, "--json", cwd=tmp_path,
+                     env={"RAY_AUTH_MODE": "token"})
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert last_json(status.stdout)["status"] == "FAILED"
+    hints = [line for line in status.stderr.splitlines() if line.startswith("hint:")]
+    assert len(hints) == 1 and "cluster's `python` lacks this project's dependencies" in hints[0]
+    assert "environment active" in hints[0]
+
+
 def test_unreachable_job_server_is_bad_input(tmp_path):
     from tests.conftest import free_port
 

@@ -25,10 +25,15 @@ def test_run_on_a_tracking_server_holds_metrics_and_checkpoint(mlflow_server, tm
     client = mlflow.MlflowClient(mlflow_server.uri)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.info.status == "FINISHED"
-    assert client.get_experiment(run.info.experiment_id).name == "server-test"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "server-test"
+    # Shown as model training, not in MLflow 3's GenAI view.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert run.data.metrics["env_steps"] == summary["env_steps"]
     paths = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
     assert "checkpoint/rlfrontier.json" in paths
+    best = {a.path for a in client.list_artifacts(run.info.run_id, "best_checkpoint")}
+    assert "best_checkpoint/rlfrontier.json" in best
     # The artifact really is on the server's store, not only on this disk.
     stored = list((mlflow_server.root / "artifacts").rglob("rlfrontier.json"))
     assert stored, "checkpoint not uploaded to the server's artifact store"

@@ -27,7 +27,8 @@ def trained(tmp_path_factory):
 def test_train_reports_the_json_contract(trained):
     _, summary, _ = trained
     for key in ("algo", "env", "seed", "env_steps", "iterations", "episode_return_mean",
-                "eval_return_mean", "wall_s", "env_steps_per_s", "checkpoint", "mlflow_run_id", "metrics"):
+                "eval_return_mean", "best_eval_return_mean", "wall_s", "env_steps_per_s", "checkpoint",
+                "best_checkpoint", "mlflow_run_id", "metrics"):
         assert key in summary, key
     assert summary["algo"] == "soft_q" and summary["env"] == "CartPole-v1" and summary["seed"] == 3
     assert summary["env_steps"] >= 3000
@@ -37,10 +38,29 @@ def test_train_reports_the_json_contract(trained):
     assert Path(summary["checkpoint"], "rlfrontier.json").is_file()
 
 
+def test_train_keeps_the_best_evaluated_checkpoint(trained):
+    cwd, summary, _ = trained
+    best = summary["best_eval_return_mean"]
+    client = mlflow.MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    evaluations = [m.value for m in client.get_metric_history(summary["mlflow_run_id"], "eval_return_mean")]
+    assert evaluations and best >= max(evaluations) >= summary["eval_return_mean"]
+    assert best == max(evaluations), "the best is one of the evaluations reported"
+    meta = json.loads(Path(summary["best_checkpoint"], "rlfrontier.json").read_text())
+    assert meta["eval_return_mean"] == best == meta["best_eval_return_mean"]
+    proc = run_cli("evaluate", summary["best_checkpoint"], "--episodes", "10", "--json", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = last_json(proc.stdout)
+    # Other start states than the run's own evaluation: the same policy, not the same episodes.
+    assert abs(out["return_mean"] - best) <= max(0.5 * best, 3 * out["return_std"]), (out["returns"], best)
+
+
 def test_train_shows_progress_and_where_things_are(trained):
     _, summary, proc = trained
     assert "steps/s" in proc.stderr and "ETA" in proc.stderr
-    assert summary["checkpoint"] in proc.stdout
+    assert "(best " in proc.stderr, "the progress line shows the best evaluation so far"
+    assert summary["checkpoint"] in proc.stdout and summary["best_checkpoint"] in proc.stdout
+    done = next(line for line in proc.stdout.splitlines() if line.startswith("done:"))
+    assert f"(best {summary['best_eval_return_mean']:.4g})" in done
     assert summary["mlflow_run_id"] in proc.stdout
 
 
@@ -59,9 +79,16 @@ def test_default_tracking_store_holds_the_run(trained):
     assert len(history) >= 2 and sorted(m.step for m in history) == [m.step for m in history]
     assert "learners/default_policy/qf_loss" in run.data.metrics
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"checkpoint", "config.yaml", "summary.json", "learning_curve.png"} <= top
+    assert {"checkpoint", "best_checkpoint", "config.yaml", "summary.json", "learning_curve.png"} <= top
     ckpt = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
     assert "checkpoint/rlfrontier.json" in ckpt and "checkpoint/learner_group" in ckpt
+    best = {a.path for a in client.list_artifacts(run.info.run_id, "best_checkpoint")}
+    assert "best_checkpoint/rlfrontier.json" in best and "best_checkpoint/learner_group" in best
+    best_meta = json.loads(Path(client.download_artifacts(
+        run.info.run_id, "best_checkpoint/rlfrontier.json", str(cwd))).read_text())
+    assert best_meta["eval_return_mean"] == summary["best_eval_return_mean"]
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     summary_json = json.loads(Path(client.download_artifacts(run.info.run_id, "summary.json", str(cwd))).read_text())
     assert summary_json["status"] == "FINISHED" and summary_json["env_steps"] == summary["env_steps"]
 

@@ -37,7 +37,12 @@ def test_two_trial_asha_search_from_tune_configs_registers_the_best(tmp_path):
     assert runs[best["trial_id"]].data.tags["best_trial"] == "true"
     version = client.get_model_version_by_alias("soft-q-cartpole", "best")
     assert version.run_id == best["mlflow_run_id"]
-    assert version.source.endswith("/checkpoint")
+    # The best trial's best-evaluated checkpoint, not its last one.
+    assert version.source.endswith("/best_checkpoint")
+    assert best["best_eval_return_mean"] >= best["eval_return_mean"]
+    assert Path(best["best_checkpoint"], "rlfrontier.json").is_file()
+    logged = {a.path for a in client.list_artifacts(best["mlflow_run_id"])}
+    assert {"checkpoint", "best_checkpoint"} <= logged
 
 
 SEARCH = """\

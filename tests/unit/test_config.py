@@ -88,18 +88,19 @@ def test_defaults_validate():
     config.validate()
     assert config.algo_class is SoftQ
     assert config.gamma == 0.99
-    assert config.twin_q is False
+    # The stable recipe (README, "Why soft_q used to collapse"): clipped double Q, Polyak target.
+    assert (config.twin_q, config.tau, config.target_update_interval) == (True, 0.005, 1)
 
 
 def test_training_sets_fields_and_returns_self():
     config = SoftQConfig()
-    out = config.training(alpha=0.3, n_step=3, twin_q=True, huber_delta=None, gamma=0.9, lr=5e-4)
+    out = config.training(alpha=0.3, n_step=3, twin_q=False, huber_delta=None, gamma=0.9, lr=5e-4)
     assert out is config
-    assert (config.alpha, config.n_step, config.twin_q, config.huber_delta) == (0.3, 3, True, None)
+    assert (config.alpha, config.n_step, config.twin_q, config.huber_delta) == (0.3, 3, False, None)
     assert (config.gamma, config.lr) == (0.9, 5e-4)
     # Fields not passed keep their defaults.
-    assert config.tau == 1.0
-    assert config.target_update_interval == 100
+    assert config.tau == 0.005
+    assert config.target_update_interval == 1
 
 
 def test_training_rejects_unknown_keywords():
@@ -317,7 +318,7 @@ def test_apply_overrides_merges_model_config_through_rl_module():
     config = cartpole_config()
     apply_overrides(config, {"model_config": {"hidden_sizes": [8]}}, source="--set")
     assert config.model_config["hidden_sizes"] == [8]
-    assert config.model_config["twin_q"] is False  # auto-included fields survive
+    assert config.model_config["twin_q"] is True  # auto-included fields survive
     with pytest.raises(BadInput, match="model_config"):
         apply_overrides(config, {"model_config": [8]}, source="--set")
 
@@ -387,8 +388,8 @@ def test_build_config_soft_q_cartpole():
     assert config.seed == 0
     assert config.env == "CartPole-v1"
     assert applied == {"gamma": 0.95}
-    # Evaluation defaults: every 2 iterations, 10 episodes, greedy.
-    assert config.evaluation_interval == 2
+    # Evaluation defaults: every 5 iterations, 10 episodes, greedy.
+    assert config.evaluation_interval == 5
     assert config.evaluation_duration == 10
     assert config.evaluation_config["explore"] is False
 

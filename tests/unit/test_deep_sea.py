@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from rlfrontier.envs import register_envs
+from rlfrontier.configure import build_config
+from rlfrontier.envs import register_envs, with_run_seed
 from rlfrontier.envs.deep_sea import DeepSeaEnv
+from rlfrontier.seeding import ENV_MAPPING, derive_seed
+
+ENV_ID = "rlfrontier/DeepSea-v0"
 
 
 def run_episode(env: DeepSeaEnv, actions: list[int]) -> tuple[float, int, bool]:
@@ -116,14 +123,81 @@ def test_randomize_actions_false_makes_action_1_right_everywhere() -> None:
     assert run_episode(env, [0] * 6)[0] == 0.0
 
 
-def test_uniform_random_policy_essentially_never_finds_the_treasure() -> None:
-    env = DeepSeaEnv(size=10)
-    rng = np.random.default_rng(2024)
+def test_uniform_random_policy_finds_the_treasure_with_probability_exactly_2_to_the_minus_n() -> None:
+    # Under a uniform random policy every one of the 2^N action sequences is
+    # equally likely, so P(treasure) = (sequences that find it) / 2^N. Exactly
+    # one does (the optimal path), for any mapping: P = 2^-N, N = 10 -> 1/1024.
+    size = 10
+    for mapping_seed in (0, 1, 2):
+        env = DeepSeaEnv(size=size, mapping_seed=mapping_seed)
+        finders = [
+            bits for bits in itertools.product((0, 1), repeat=size)
+            if run_episode(env, list(bits))[0] > 0.5
+        ]
+        assert finders == [tuple(env.optimal_actions())], mapping_seed
+        assert len(finders) / 2**size == 2.0**-size
+
+
+def binomial_acceptance_interval(n: int, p: float, alpha: float) -> tuple[int, int]:
+    """[lo, hi] with P(X < lo) <= alpha / 2 and P(X > hi) <= alpha / 2 for X ~ Binomial(n, p), exactly."""
+    pmf = [
+        math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p)
+                 + (n - k) * math.log1p(-p))
+        for k in range(n + 1)
+    ]
+    lo, below = 0, 0.0
+    while below + pmf[lo] <= alpha / 2:
+        below += pmf[lo]
+        lo += 1
+    hi, above = n, 0.0
+    while above + pmf[hi] <= alpha / 2:
+        above += pmf[hi]
+        hi -= 1
+    return lo, hi
+
+
+def test_uniform_random_policy_empirical_rate_matches_2_to_the_minus_n() -> None:
+    # 5 mappings x 4,000 random episodes at N = 10: finds ~ Binomial(20,000, 2^-10),
+    # mean 19.5. The interval below is exact, and its false-failure probability
+    # (a correct env failing the test for an arbitrary choice of seeds) is
+    # below ALPHA = 1e-6; the seeds are 0-4, not picked to pass.
+    size, per_mapping, alpha = 10, 4_000, 1e-6
+    n, p = 5 * per_mapping, 2.0**-size
+    lo, hi = binomial_acceptance_interval(n, p, alpha)
+    assert (lo, hi) == (2, 45)  # the interval for these numbers, for the reader
     found = 0
-    for _ in range(2000):
-        total, _, _ = run_episode(env, [int(a) for a in rng.integers(0, 2, size=10)])
-        found += total > 0.5
-    assert found <= 2
+    for seed in range(5):
+        env = DeepSeaEnv(size=size, mapping_seed=seed)
+        rng = np.random.default_rng(seed)
+        for actions in rng.integers(0, 2, size=(per_mapping, size)):
+            found += run_episode(env, actions.tolist())[0] > 0.5
+    assert lo <= found <= hi, (found, lo, hi)
+
+
+def test_a_run_seed_gives_its_own_mapping_shared_by_all_env_copies() -> None:
+    first = with_run_seed(ENV_ID, {"size": 10}, 1)
+    second = with_run_seed(ENV_ID, {"size": 10}, 2)
+    assert first["mapping_seed"] == derive_seed(1, ENV_MAPPING)
+    assert not np.array_equal(DeepSeaEnv(**first).action_mapping, DeepSeaEnv(**second).action_mapping)
+    # Deterministic in the seed: every copy made from the run's env_config is the same MDP.
+    assert with_run_seed(ENV_ID, {"size": 10}, 1) == first
+    assert with_run_seed(ENV_ID, {"size": 10}, None) == {"size": 10}
+    assert with_run_seed("CartPole-v1", {}, 1) == {}
+
+
+def test_an_explicit_mapping_seed_wins_over_the_run_seed() -> None:
+    assert with_run_seed(ENV_ID, {"size": 10, "mapping_seed": 7}, 1) == {"size": 10, "mapping_seed": 7}
+    given = {"size": 5}
+    with_run_seed(ENV_ID, given, 1)
+    assert given == {"size": 5}, "the caller's dict is not changed"
+
+
+def test_build_config_writes_the_run_mapping_into_env_config() -> None:
+    _, config, _ = build_config(algo="boot_dqn", env=ENV_ID, env_config={"size": 6}, seed=3, evaluation_interval=0)
+    assert config.env_config == {"size": 6, "mapping_seed": derive_seed(3, ENV_MAPPING)}
+    _, pinned, _ = build_config(algo="boot_dqn", env=ENV_ID, env_config={"size": 6, "mapping_seed": 0}, seed=3,
+                                evaluation_interval=0)
+    assert pinned.env_config["mapping_seed"] == 0
 
 
 def test_gymnasium_make_after_register() -> None:

@@ -7,15 +7,19 @@ import math
 import pytest
 import torch
 
+from rlfrontier.algorithms.soft_q import losses
+
 from rlfrontier.algorithms.soft_q.losses import (
     boltzmann_log_probs,
     default_target_entropy,
     hard_bellman_target,
     policy_entropy,
     soft_bellman_target,
+    soft_n_step_target,
     soft_value,
     td_loss,
     temperature_loss,
+    twin_priority_td_error,
 )
 
 E = math.e
@@ -119,14 +123,93 @@ def test_soft_bellman_target_n_step_with_a_terminal():
     assert_close_to(hard, [5.23 + 0.729 * 2.0, 7.94])
 
 
+def test_soft_n_step_target_adds_the_entropy_of_each_intermediate_state():
+    # n = 3, gamma = 0.9, alpha = 1, one transition whose window is full:
+    # R = 5.23, intermediate states with target Q [0, 0] (H = log 2) and [1, 2]
+    # (H = h0, the running example), bootstrap Q [1, 2] with gamma^3 = 0.729:
+    # 5.23 + 0.9 log 2 + 0.81 h0 + 0.729 log(e + e^2).
+    p = 1 / (1 + E)
+    h0 = -p * math.log(p) - (1 - p) * math.log(1 - p)
+    target = soft_n_step_target(
+        rewards=torch.tensor([5.23], dtype=torch.float64),
+        discounts=torch.tensor([0.729], dtype=torch.float64),
+        next_q_target=Q[:1],
+        alpha=1.0,
+        intermediate_q_target=torch.stack([Q[1], Q[0]]).unsqueeze(0),
+        intermediate_discounts=torch.tensor([[0.9, 0.81]], dtype=torch.float64),
+    )
+    assert_close_to(target, [5.23 + 0.9 * math.log(2) + 0.81 * h0 + 0.729 * math.log(E + E**2)])
+
+
+def test_soft_n_step_target_scales_the_entropy_by_alpha():
+    # alpha = 0.5, uniform intermediate policy (Q = [0, 0]): entropy bonus 0.5 * 0.9 * log 2;
+    # terminal inside the window: discounts 0, the bootstrap row is ignored.
+    target = soft_n_step_target(
+        rewards=torch.tensor([1.0], dtype=torch.float64),
+        discounts=torch.tensor([0.0], dtype=torch.float64),
+        next_q_target=torch.tensor([[50.0, -50.0]], dtype=torch.float64),
+        alpha=0.5,
+        intermediate_q_target=torch.zeros(1, 1, 2, dtype=torch.float64),
+        intermediate_discounts=torch.tensor([[0.9]], dtype=torch.float64),
+    )
+    assert_close_to(target, [1.0 + 0.5 * 0.9 * math.log(2)])
+
+
+def test_soft_n_step_target_ignores_states_outside_the_window():
+    # intermediate_discounts 0: the intermediate Q-values (even huge) add nothing.
+    kwargs = dict(
+        rewards=torch.tensor([1.0, 2.0], dtype=torch.float64),
+        discounts=torch.tensor([0.9, 0.0], dtype=torch.float64),
+        next_q_target=Q,
+        alpha=1.0,
+    )
+    with_zeros = soft_n_step_target(
+        **kwargs,
+        intermediate_q_target=torch.full((2, 2, 2), 1e6, dtype=torch.float64),
+        intermediate_discounts=torch.zeros(2, 2, dtype=torch.float64),
+    )
+    torch.testing.assert_close(with_zeros, soft_bellman_target(**kwargs))
+    torch.testing.assert_close(soft_n_step_target(**kwargs), soft_bellman_target(**kwargs))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_soft_n_step_target_tends_to_the_hard_n_step_target_as_alpha_tends_to_zero(seed):
+    # alpha -> 0: V -> max Q and alpha * H -> 0, so the n-step soft backup becomes
+    # R + gamma^k max_a Q(s_{t+k}, a); the entropy bonus is at most alpha * log|A| * sum gamma^j.
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(16, 5, generator=gen, dtype=torch.float64)
+    inter = torch.randn(16, 2, 5, generator=gen, dtype=torch.float64)
+    rewards = torch.randn(16, generator=gen, dtype=torch.float64)
+    discounts = torch.full((16,), 0.729, dtype=torch.float64)
+    inter_discounts = torch.tensor([[0.9, 0.81]], dtype=torch.float64).expand(16, 2)
+    soft = soft_n_step_target(
+        rewards=rewards, discounts=discounts, next_q_target=q, alpha=1e-4,
+        intermediate_q_target=inter, intermediate_discounts=inter_discounts,
+    )
+    hard = hard_bellman_target(rewards=rewards, discounts=discounts, next_q_target=q)
+    assert torch.all((soft - hard).abs() <= 1e-4 * math.log(5) * (1 + 0.9 + 0.81 + 0.729) + 1e-9)
+
+
+def test_twin_priority_td_error_does_not_cancel_opposite_signs():
+    # Regression: 0.5 * (td1 + td2) gave [0, 0, 0.5] here, starving transitions both heads get wrong.
+    td = torch.tensor([1.0, -2.0, 0.5, -4.0], dtype=torch.float64)
+    twin = torch.tensor([-1.0, 2.0, 0.5, -2.0], dtype=torch.float64)
+    assert_close_to(twin_priority_td_error(td_error=td, td_error_twin=twin), [1.0, 2.0, 0.5, 3.0])
+
+
 def test_bellman_targets_carry_no_gradient():
     next_q = Q.clone().requires_grad_(True)
     rewards = torch.ones(2, dtype=torch.float64)
     discounts = torch.full((2,), 0.9, dtype=torch.float64)
     soft = soft_bellman_target(rewards=rewards, discounts=discounts, next_q_target=next_q, alpha=1.0)
     hard = hard_bellman_target(rewards=rewards, discounts=discounts, next_q_target=next_q)
+    n_step = soft_n_step_target(
+        rewards=rewards, discounts=discounts, next_q_target=next_q, alpha=1.0,
+        intermediate_q_target=next_q.unsqueeze(1), intermediate_discounts=discounts.unsqueeze(1),
+    )
     assert not soft.requires_grad
     assert not hard.requires_grad
+    assert not n_step.requires_grad
 
 
 # td_loss example: q_taken = [0, 0, 0], targets [0.5, 2, -3] -> td_error = [0.5, 2, -3].
@@ -340,3 +423,19 @@ def test_soft_value_is_stable_for_large_q_in_float32():
     v = soft_value(q=q, alpha=0.01)
     assert torch.isfinite(v).all()
     assert v.item() == pytest.approx(1000.0, abs=1e-3)
+
+
+def test_soft_q_bounds_on_cartpole_and_the_toy_mdp_hold_the_soft_fixed_points():
+    lower, upper = losses.soft_q_bounds(reward_min=1.0, reward_max=1.0, gamma=0.99, alpha=0.05, num_actions=2)
+    # A terminal next state gives Q = r = 1; never terminating gives (1 + gamma alpha log 2) / (1 - gamma).
+    assert lower == pytest.approx(1.0)
+    assert upper == pytest.approx((1 + 0.99 * 0.05 * math.log(2)) / 0.01)
+    assert upper == pytest.approx(103.43, abs=0.01)
+    # The one-state, two-action toy MDP (r = 0, alpha = 1): its soft fixed point 68.62 (a uniform
+    # policy, the largest entropy) is the upper end itself.
+    lower, upper = losses.soft_q_bounds(reward_min=0.0, reward_max=0.0, gamma=0.99, alpha=1.0, num_actions=2)
+    assert lower == 0.0 and upper == pytest.approx(99 * math.log(2))
+    assert 0.99 * math.log(2) / 0.01 == pytest.approx(upper)
+    # Negative rewards: the lower end is the discounted sum, the upper end a terminal step's reward.
+    lower, upper = losses.soft_q_bounds(reward_min=-1.0, reward_max=-1.0, gamma=0.9, alpha=0.01, num_actions=4)
+    assert lower == pytest.approx(-10.0) and upper == pytest.approx(-1.0)

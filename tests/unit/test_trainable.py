@@ -27,3 +27,15 @@ def test_summarize_counts_throughput_of_this_run_only():
     assert summary[T.ENV_STEPS] == 5000 and summary[T.ITERATIONS] == 4
     assert summary[T.ENV_STEPS_PER_S] == 2000.0
     assert T._unknown(summary[T.EPISODE_RETURN_MEAN]) and summary[T.EVAL_RETURN_MEAN] is None
+
+
+def test_train_help_states_the_evaluation_budget_that_configure_applies():
+    from rlfrontier import configure, runs
+    from rlfrontier.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    text = " ".join(train.format_help().split())
+    assert f"(0: none; default {configure.DEFAULT_EVAL_INTERVAL})" in text
+    assert f"run side by side (default {configure.DEFAULT_EVAL_EPISODES})" in text
+    args = runs.TrainArgs(algo="soft_q", env="CartPole-v1", env_config={}, overrides={})
+    assert (args.eval_interval, args.eval_episodes) == (configure.DEFAULT_EVAL_INTERVAL, configure.DEFAULT_EVAL_EPISODES)

@@ -50,12 +50,14 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
         alpha = log_alpha.detach().exp()
         actions = batch[Columns.ACTIONS].long().unsqueeze(-1)
 
-        next_q_target = module.forward_target({Columns.OBS: batch[replay.NEXT_OBS]})[Q_VALUES]
-        q_target_soft = losses.soft_bellman_target(
+        next_q_target, intermediate_q_target = _target_q_values(module, batch)
+        q_target_soft = losses.soft_n_step_target(
             rewards=batch[replay.REWARDS],
             discounts=batch[replay.DISCOUNTS],
             next_q_target=next_q_target,
             alpha=alpha,
+            intermediate_q_target=intermediate_q_target,
+            intermediate_discounts=batch.get(replay.INTERMEDIATE_DISCOUNTS),
         )
         weights = batch.get(replay.WEIGHTS)
         q = fwd_out[Q_VALUES]
@@ -76,7 +78,7 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
                 huber_delta=config.huber_delta,
             )
             total = total + twin_loss
-            td_error = 0.5 * (td_error + twin_td)
+            td_error = losses.twin_priority_td_error(td_error=td_error, td_error_twin=twin_td)
 
         entropy = losses.policy_entropy(q=q.detach(), alpha=alpha)
         metrics = {
@@ -100,3 +102,15 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
         if config.prioritized_replay:
             offpolicy.log_priority_inputs(self, module_id, td_error, batch[replay.INDEXES])
         return total
+
+
+def _target_q_values(module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Target Q at NEXT_OBS [B, A] and at INTERMEDIATE_OBS [B, n-1, A] (None when n = 1), in one pass."""
+    next_obs = batch[replay.NEXT_OBS]
+    intermediate_obs = batch.get(replay.INTERMEDIATE_OBS)
+    if intermediate_obs is None:
+        return module.forward_target({Columns.OBS: next_obs})[Q_VALUES], None
+    batch_size, num_intermediate = intermediate_obs.shape[:2]
+    obs = torch.cat([next_obs, intermediate_obs.reshape(batch_size * num_intermediate, *next_obs.shape[1:])])
+    q = module.forward_target({Columns.OBS: obs})[Q_VALUES]
+    return q[:batch_size], q[batch_size:].reshape(batch_size, num_intermediate, -1)

@@ -1,0 +1,187 @@
+"""The best-evaluated checkpoint: chosen, scored, kept by Tune, resumed (no Ray started)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from rlfrontier import trainable as T
+from rlfrontier.configure import StopCriteria
+
+
+def test_best_checkpoint_is_the_highest_scored_and_ignores_the_unscored():
+    kept = [("a", {T.CHECKPOINT_SCORE: 120.0}), ("b", {T.CHECKPOINT_SCORE: T.NOT_BEST}), ("f", {T.CHECKPOINT_SCORE: -1e9}),
+            ("c", {T.CHECKPOINT_SCORE: 480.0}), ("d", {}), ("e", {T.CHECKPOINT_SCORE: float("nan")})]
+    assert T.best_checkpoint(kept) == ("c", 480.0)
+    assert T.best_checkpoint([("a", {T.CHECKPOINT_SCORE: T.NOT_BEST}), ("b", {}),
+                              ("c", {T.CHECKPOINT_SCORE: float("-inf")})]) == (None, None)
+    assert T.best_checkpoint([("a", {T.CHECKPOINT_SCORE: -1e9}), ("b", {T.CHECKPOINT_SCORE: T.NOT_BEST})]) == ("a", -1e9)
+    assert T.best_checkpoint([]) == (None, None)
+
+
+def test_results_hold_no_infinity_for_tensorboard():
+    """TensorBoard's logger prints "NaN or Inf found in input tensor." for each one."""
+    assert math.isfinite(T.NOT_BEST)
+
+
+def test_a_new_best_must_beat_the_old_one_strictly():
+    assert T.is_new_best(10.0, None) and T.is_new_best(11.0, 10.0)
+    assert not T.is_new_best(10.0, 10.0) and not T.is_new_best(9.0, 10.0)
+    assert not T.is_new_best(None, 10.0) and not T.is_new_best(None, None)
+
+
+def test_tune_keeps_the_best_checkpoint_and_the_latest_and_deletes_the_rest(tmp_path):
+    """Tune's own checkpoint manager with our CheckpointConfig (num_to_keep=3, as `train`)."""
+    from ray.train import Checkpoint
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+
+    manager = _CheckpointManager(T.checkpoint_config(num_to_keep=3))
+    # Periodic checkpoints (NOT_BEST) between new bests, as train_loop reports them.
+    scores = [T.NOT_BEST, 50.0, T.NOT_BEST, 120.0] + [T.NOT_BEST] * 6 + [200.0] + [T.NOT_BEST] * 5
+    dirs = []
+    for i, score in enumerate(scores):
+        d = tmp_path / f"checkpoint_{i:06d}"
+        d.mkdir()
+        dirs.append(d)
+        manager.register_checkpoint(_TrainingResult(Checkpoint.from_directory(str(d)), {T.CHECKPOINT_SCORE: score}))
+        best = max(range(i + 1), key=lambda j: scores[j])
+        assert dirs[best].is_dir(), f"the best checkpoint was deleted after {i + 1} checkpoints"
+        assert d.is_dir(), "the latest checkpoint was deleted"
+    # The three best-evaluated and the latest; every other periodic one is gone.
+    assert [d.name for d in dirs if d.is_dir()] == [dirs[i].name for i in (1, 3, 10, len(dirs) - 1)]
+    kept = [(r.checkpoint, r.metrics) for r in manager.best_checkpoint_results]
+    assert T.best_checkpoint(kept) == (str(dirs[10]), 200.0)
+
+
+class FakeAlgo:
+    """What train_loop uses of an RLlib Algorithm; evaluation returns scripted."""
+
+    def __init__(self, evals):
+        self.evals = list(evals)
+        self.iteration = 0
+        self.restored = None
+
+    def train(self):
+        self.iteration += 1
+        ret = self.evals[self.iteration - 1]
+        result = {"training_iteration": self.iteration,
+                  "env_runners": {"num_env_steps_sampled_lifetime": 1000 * self.iteration,
+                                  "num_env_steps_sampled": 1000, "episode_return_mean": 20.0}}
+        if ret is not None:
+            result["evaluation"] = {"env_runners": {"episode_return_mean": ret}}
+        return result
+
+    def evaluate(self):
+        return {"env_runners": {"episode_return_mean": 77.0}}
+
+    def save_to_path(self, path):
+        Path(path, "weights").write_text(str(self.iteration))
+
+    def restore_from_path(self, path):
+        self.restored = path
+
+    def stop(self):
+        pass
+
+
+class FakeConfig:
+    evaluation_interval = 2
+
+    def __init__(self, algo):
+        self.algo = algo
+
+    def copy(self, copy_frozen=False):
+        return self
+
+    def update_from_dict(self, params):
+        pass
+
+    def build_algo(self):
+        return self.algo
+
+
+@pytest.fixture
+def reports(monkeypatch):
+    """tune.report captured: (result, the checkpoint's meta, its iteration) per call."""
+    out = []
+
+    def report(result, checkpoint=None):
+        meta = weights = None
+        if checkpoint is not None:
+            meta = json.loads(Path(checkpoint.path, T.META_FILE).read_text())
+            weights = Path(checkpoint.path, "weights").read_text()
+        out.append((dict(result), meta, weights))
+
+    monkeypatch.setattr(T.tune, "report", report)
+    monkeypatch.setattr(T.tune, "get_checkpoint", lambda: None)
+    return out
+
+
+def _run(evals, *, stop_iters, checkpoint_every=100):
+    T.train_loop({}, base_config=FakeConfig(FakeAlgo(evals)), stop=StopCriteria(iterations=stop_iters),
+                 meta={"algo": "fake"}, checkpoint_every=checkpoint_every)
+
+
+def test_train_loop_checkpoints_every_new_best_evaluation(reports):
+    evals = [None, 100.0, None, 300.0, None, 300.0, None, 120.0]
+    _run(evals, stop_iters=8)
+    results = [r for r, _, _ in reports]
+    for i, result in enumerate(results[1:], start=2):  # best so far >= every evaluation so far
+        assert result[T.BEST_EVAL_RETURN_MEAN] == max(e for e in evals[:i] if e is not None)
+    assert results[-1][T.EVAL_RETURN_MEAN] == 120.0
+    assert T.BEST_EVAL_RETURN_MEAN not in results[0]  # absent until the first evaluation
+    saved = {int(w): (r[T.CHECKPOINT_SCORE], m) for r, m, w in reports if m is not None}
+    # New bests at 2 and 4 (the tie at 6 is not one), and the end at 8.
+    assert sorted(saved) == [2, 4, 8]
+    assert all(math.isfinite(r[T.CHECKPOINT_SCORE]) for r in results if T.CHECKPOINT_SCORE in r)
+    assert saved[2][0] == 100.0 and saved[4][0] == 300.0 and saved[8][0] == T.NOT_BEST
+    assert saved[4][1][T.EVAL_RETURN_MEAN] == 300.0 and saved[4][1][T.BEST_EVAL_RETURN_MEAN] == 300.0
+    assert saved[8][1][T.BEST_EVAL_RETURN_MEAN] == 300.0
+    kept = [({"path": str(w)}, r) for r, m, w in reports if m is not None]
+    assert T.best_checkpoint((k["path"], r) for k, r in kept) == ("4", 300.0)
+
+
+def test_train_loop_counts_the_final_evaluation_as_a_candidate(reports):
+    _run([None, 50.0, None], stop_iters=3)  # the end is evaluated by algo.evaluate(): 77
+    last, meta, _ = reports[-1]
+    assert last[T.EVAL_RETURN_MEAN] == 77.0 and last[T.BEST_EVAL_RETURN_MEAN] == 77.0
+    assert last[T.CHECKPOINT_SCORE] == 77.0 and meta[T.BEST_EVAL_RETURN_MEAN] == 77.0
+
+
+def test_a_resumed_trial_compares_with_the_best_before_the_failure(reports, monkeypatch, tmp_path):
+    (tmp_path / T.META_FILE).write_text(json.dumps({T.BEST_EVAL_RETURN_MEAN: 400.0}))
+    from ray.tune import Checkpoint
+
+    monkeypatch.setattr(T.tune, "get_checkpoint", lambda: Checkpoint.from_directory(str(tmp_path)))
+    _run([None, 300.0, None, 450.0], stop_iters=4)
+    results = [r for r, _, _ in reports]
+    assert results[0][T.BEST_EVAL_RETURN_MEAN] == 400.0
+    assert results[1][T.BEST_EVAL_RETURN_MEAN] == 400.0 and T.CHECKPOINT_SCORE not in results[1]
+    assert results[3][T.BEST_EVAL_RETURN_MEAN] == 450.0 and results[3][T.CHECKPOINT_SCORE] == 450.0
+
+
+class RepeatingEvalAlgo(FakeAlgo):
+    """As RLlib 2.60 does (seen in a real run's result.json): every result after an
+    evaluation repeats that evaluation's metrics, evaluated or not."""
+
+    def train(self):
+        result = super().train()
+        if "evaluation" in result:
+            self.last_evaluation = result["evaluation"]
+        elif getattr(self, "last_evaluation", None) is not None:
+            result["evaluation"] = self.last_evaluation
+        return result
+
+
+def test_a_repeated_earlier_evaluation_is_neither_the_final_one_nor_a_checkpoints_own(reports):
+    # Regression: the repeated 50.0 at iteration 3 was taken for the final policy's
+    # evaluation, so the end was never evaluated and its checkpoint carried 50.0.
+    T.train_loop({}, base_config=FakeConfig(RepeatingEvalAlgo([None, 50.0, None])),
+                 stop=StopCriteria(iterations=3), meta={"algo": "fake"}, checkpoint_every=100)
+    last, meta, _ = reports[-1]
+    assert last[T.EVAL_RETURN_MEAN] == 77.0  # algo.evaluate() on the final policy
+    assert meta[T.EVAL_RETURN_MEAN] == 77.0

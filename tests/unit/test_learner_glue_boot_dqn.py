@@ -1,0 +1,247 @@
+"""The bootstrapped DQN learner's loss glue on real DeepSea batches, through the real learner and module.
+
+Each test builds BootDQNTorchLearner in this process (no Ray) from
+BootDQNConfig and DeepSea's spaces, feeds it one-step replay batches
+(n_step=1) from the env plus a bootstrap mask column [B, K], and compares what
+the learner computes - loss, TD errors handed back as priorities, gradients,
+weights after an update - with a hand computation from the module's own
+networks. Network states that a property needs (a target net whose greedy
+action differs from the online one) are set by construction.
+"""
+
+from __future__ import annotations
+
+import types
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from learner_batches import (
+    MID,
+    build_learner,
+    env_transitions,
+    loss_and_priorities,
+    module_of,
+    params,
+    peek,
+    same,
+    single_torch_thread,
+    update,
+)
+from rlfrontier import offpolicy, replay
+from rlfrontier.algorithms.boot_dqn.boot_dqn import BOOTSTRAP_MASK, BootDQN, BootDQNConfig
+from rlfrontier.algorithms.boot_dqn.boot_dqn_learner import MASK_MEAN
+from rlfrontier.envs import register_envs
+
+GAMMA = 0.99
+HEADS = 4
+PRIOR_SCALE = 3.0
+BATCH = 40  # eight DeepSea-5 episodes
+SIZE = 5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with single_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def env():
+    register_envs()
+    return gym.make("rlfrontier/DeepSea-v0", size=SIZE)
+
+
+def make_learner(env, **training):
+    settings = dict(num_heads=HEADS, prior_scale=PRIOR_SCALE, hidden_sizes=[16], huber_delta=None,
+                    prioritized_replay=True, target_update_interval=10_000, lr=1e-2, gamma=GAMMA)
+    settings.update(training)
+    torch.manual_seed(0)
+    return build_learner(BootDQNConfig().training(**settings), env)
+
+
+def deep_sea_batch(env, masks: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    batch = env_transitions(env, BATCH, gamma=GAMMA, seed=seed)
+    assert (batch[replay.DISCOUNTS] == 0).sum() == BATCH // SIZE  # every episode ends in the batch
+    batch[BOOTSTRAP_MASK] = masks.astype(np.float32)
+    return batch
+
+
+def random_masks(seed: int, prob: float = 0.5) -> np.ndarray:
+    return (np.random.default_rng(seed).random((BATCH, HEADS)) < prob).astype(np.float32)
+
+
+def q_all(module, net, obs) -> torch.Tensor:
+    """Q_k = f_k + prior_scale * p_k for every head, [K, B, A], from the module's nets."""
+    x = torch.as_tensor(obs)
+    with torch.no_grad():
+        return net(x) + PRIOR_SCALE * module.prior(x)
+
+
+def hand_double_q_targets(module, batch) -> torch.Tensor:
+    """y_k = r + discount * Q'_k(s', argmax_a Q_k(s', a)), written out here, [K, B]."""
+    online = q_all(module, module.qf, batch[replay.NEXT_OBS])
+    target = q_all(module, module.target_qf, batch[replay.NEXT_OBS])
+    best = online.argmax(-1, keepdim=True)
+    return torch.as_tensor(batch[replay.REWARDS]) + torch.as_tensor(batch[replay.DISCOUNTS]) * (
+        target.gather(-1, best).squeeze(-1)
+    )
+
+
+def hand_q_taken(module, batch) -> torch.Tensor:
+    q = q_all(module, module.qf, batch[replay.OBS])
+    actions = torch.as_tensor(batch[replay.ACTIONS]).view(1, -1, 1).expand(HEADS, -1, 1)
+    return q.gather(-1, actions).squeeze(-1)  # [K, B]
+
+
+def hand_masked_loss(td: torch.Tensor, batch) -> torch.Tensor:
+    """(1/K) sum_k sum_b w_b m_bk td_kb^2 / 2 / max(1, sum_b m_bk) (squared error)."""
+    m = torch.as_tensor(batch[BOOTSTRAP_MASK]).t()
+    w = torch.as_tensor(batch[replay.WEIGHTS])
+    per_head = (0.5 * td**2 * w * m).sum(1) / m.sum(1).clamp(min=1)
+    return per_head.mean()
+
+
+def head_slices(net) -> list[list[torch.Tensor]]:
+    """Per head k, that head's slices of every ensemble layer's parameters."""
+    return [[p.detach()[k].clone() for p in net.parameters()] for k in range(HEADS)]
+
+
+# 7. Masks -----------------------------------------------------------------------------
+def test_algorithm_stores_one_mask_per_transition_and_head():
+    config = BootDQNConfig().training(num_heads=HEADS, mask_prob=0.5)
+    stub = types.SimpleNamespace(config=config, _mask_rng=np.random.default_rng(0))
+    masks = BootDQN._bootstrap_masks(stub, 500)[BOOTSTRAP_MASK]
+    assert masks.shape == (500, HEADS) and masks.dtype == np.float32
+    assert set(np.unique(masks)) == {0.0, 1.0}
+    # 2000 Bernoulli(0.5) draws: the mean is within 5 standard deviations (0.011 each) of 0.5.
+    assert masks.mean() == pytest.approx(0.5, abs=0.056)
+
+
+def test_learner_takes_masks_as_batch_by_heads(env):
+    learner = make_learner(env)
+    masks = random_masks(1)
+    _, indexes, _, results = loss_and_priorities(learner, deep_sea_batch(env, masks))
+    assert peek(results, MASK_MEAN) == pytest.approx(masks.mean())
+    assert len(indexes) == BATCH
+    # Heads-by-batch (transposed) masks are refused, not silently broadcast.
+    with pytest.raises(RuntimeError):
+        loss_and_priorities(learner, deep_sea_batch(env, masks.T.copy()))
+
+
+# 7. Gradients: masked-out head, priors ------------------------------------------------
+def test_head_masked_out_on_every_row_and_the_priors_get_no_gradient(env):
+    learner = make_learner(env)
+    module = module_of(learner)
+    idle = 2
+    masks = np.ones((BATCH, HEADS), np.float32)
+    masks[:, idle] = 0.0
+    masks[::3, 0] = 0.0  # a partial mask on another head
+    batch = deep_sea_batch(env, masks)
+
+    loss, _, _, _ = loss_and_priorities(learner, batch)
+    loss.backward()
+    for p in module.qf.parameters():
+        assert not p.grad[idle].any()
+        assert all(p.grad[k].abs().sum() > 0 for k in range(HEADS) if k != idle)
+    assert all(p.grad is None and not p.requires_grad for p in module.prior.parameters())
+    assert all(p.grad is None for p in module.target_qf.parameters())
+    # No optimizer holds a prior or target parameter.
+    optimized = {id(p) for _, opt in learner.get_optimizers_for_module(MID)
+                 for g in opt.param_groups for p in g["params"]}
+    assert optimized == {id(p) for p in module.qf.parameters()}
+
+    # Through a real update: the idle head and the priors stay as they were, the others move.
+    heads_before, prior_before = head_slices(module.qf), params(module.prior)
+    update(learner, batch)
+    heads_after = head_slices(module.qf)
+    assert same(heads_before[idle], heads_after[idle])
+    assert all(not same(heads_before[k], heads_after[k]) for k in range(HEADS) if k != idle)
+    assert same(prior_before, params(module.prior))
+
+
+# 7. Per-head double-DQN targets --------------------------------------------------------
+def make_greedy_actions_disagree(module) -> None:
+    """Online heads prefer action 0 everywhere; target heads prefer action 1 and
+    value action 0 at online + 7 (k + 1), a different amount per head.
+
+    Then per head the double-DQN value Q'_k(s', 0), the target max Q'_k(s', 1),
+    the online value Q_k(s', 0) and another head's Q'_j(s', 0) all differ.
+    """
+    with torch.no_grad():
+        last = module.qf.layers[-1]
+        last.bias[:, :, 0] += 100.0
+        module.target_qf.load_state_dict(module.qf.state_dict())
+        target_last = module.target_qf.layers[-1]
+        target_last.bias[:, :, 1] += 200.0
+        target_last.bias[:, 0, 0] += 7.0 * torch.arange(1, HEADS + 1)
+
+
+def test_per_head_target_is_double_dqn_online_argmax_target_evaluation(env):
+    learner = make_learner(env)
+    module = module_of(learner)
+    make_greedy_actions_disagree(module)
+    # Row b kept by head b % K only, the last row by no head: each priority is one head's |TD error|.
+    masks = np.zeros((BATCH, HEADS), np.float32)
+    masks[np.arange(BATCH), np.arange(BATCH) % HEADS] = 1.0
+    masks[-1] = 0.0
+    batch = deep_sea_batch(env, masks, seed=1)
+
+    targets = hand_double_q_targets(module, batch)
+    q_taken = hand_q_taken(module, batch)
+    td = q_taken - targets  # [K, B]
+    loss, indexes, priority, _ = loss_and_priorities(learner, batch)
+    np.testing.assert_array_equal(indexes, batch[replay.INDEXES])
+    rows = np.arange(BATCH - 1)
+    torch.testing.assert_close(torch.as_tensor(priority[:-1], dtype=torch.float32),
+                               td[rows % HEADS, rows].abs(), rtol=1e-5, atol=1e-4)
+    assert priority[-1] == 0.0  # no head kept it
+    torch.testing.assert_close(loss.detach(), hand_masked_loss(td, batch), rtol=1e-5, atol=1e-4)
+
+    # The check tells double DQN from the other targets: each gives another loss.
+    next_online = q_all(module, module.qf, batch[replay.NEXT_OBS])
+    next_target = q_all(module, module.target_qf, batch[replay.NEXT_OBS])
+    r, d = torch.as_tensor(batch[replay.REWARDS]), torch.as_tensor(batch[replay.DISCOUNTS])
+    alternatives = {
+        "target max": r + d * next_target.max(-1).values,
+        "online max": r + d * next_online.max(-1).values,
+        "head 0's target for all": (r + d * next_target[0].gather(
+            -1, next_online[0].argmax(-1, keepdim=True)).squeeze(-1)).expand(HEADS, -1),
+    }
+    for name, other in alternatives.items():
+        assert abs(hand_masked_loss(q_taken - other, batch) - loss.detach()) > 1.0, name
+
+
+def test_masked_loss_is_each_heads_mean_over_its_kept_rows_averaged_over_heads(env):
+    learner = make_learner(env)
+    module = module_of(learner)
+    masks = random_masks(2)
+    masks[:, 1] = 0.0  # a head that keeps nothing adds 0 (its mean over no rows)
+    masks[5, :] = 0.0
+    batch = deep_sea_batch(env, masks, seed=2)
+    td = hand_q_taken(module, batch) - hand_double_q_targets(module, batch)
+
+    loss, _, priority, _ = loss_and_priorities(learner, batch)
+    torch.testing.assert_close(loss.detach(), hand_masked_loss(td, batch), rtol=1e-5, atol=1e-6)
+    # Priorities: mean |TD error| over the heads that kept the row, 0 where none did.
+    m = torch.as_tensor(masks).t()
+    expected = (td.abs() * m).sum(0) / m.sum(0).clamp(min=1)
+    torch.testing.assert_close(torch.as_tensor(priority, dtype=torch.float32), expected, rtol=1e-5, atol=1e-6)
+    assert priority[5] == 0.0
+
+
+def test_update_hands_back_priorities_matched_with_buffer_indexes(env):
+    learner = make_learner(env)
+    module = module_of(learner)
+    masks = random_masks(3)
+    batch = deep_sea_batch(env, masks, seed=3)
+    td = hand_q_taken(module, batch) - hand_double_q_targets(module, batch)
+    m = torch.as_tensor(masks).t()
+    expected = (td.abs() * m).sum(0) / m.sum(0).clamp(min=1)
+
+    results = update(learner, batch)
+    indexes, priority = offpolicy.pop_priority_inputs([results])
+    np.testing.assert_array_equal(indexes, batch[replay.INDEXES])
+    torch.testing.assert_close(torch.as_tensor(priority, dtype=torch.float32), expected, rtol=1e-5, atol=1e-6)
