@@ -8,7 +8,8 @@ steps on a fresh DeepSea of the same size and action mapping (the run's
 own: each seed draws its own mapping, so seeds are different MDPs); training wall
 clock excludes it. Reported: seeds solved, episodes (= env steps / N) and wall
 clock to the first solve (median over seeds, a run that never solves counted
-as slowest), and env steps/s.
+as slowest), env steps/s, and episodes to solve against N on log-log axes.
+Runs on benchmarks/harness; see benchmarks/README.md.
 
     python benchmarks/deep_sea.py --sizes 10 16 --seeds 3
     python benchmarks/deep_sea.py --from-json benchmarks/results/deep_sea/results.json
@@ -17,27 +18,25 @@ as slowest), and env steps/s.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import time
-import traceback
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from cartpole_soft_q import TrainingClock, _median_censored, log, machine_info, write_json  # noqa: E402
+import harness
+from harness.rllib import ray_session, train_until_target
 
 ENV_ID = "rlfrontier/DeepSea-v0"
 SOLVED = 0.98
 CONTENDERS = ("boot_dqn", "eps_dqn", "rllib_dqn")
+REFERENCE = "boot_dqn"
 LABELS = {
     "boot_dqn": "boot_dqn (rlfrontier: 10 heads, priors)",
     "eps_dqn": "epsilon-greedy DQN (same code: 1 head, no prior)",
     "rllib_dqn": "RLlib DQN (epsilon-greedy)",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deep_sea"
+PLOT = "episodes_to_solve.png"
 
 
 def _epsilon(budget: int) -> list[list[float]]:
@@ -84,117 +83,109 @@ def greedy_return(module, env_config: dict[str, Any]) -> float:
     return total
 
 
-def run_one(contender: str, size: int, seed: int, *, budget: int, eval_every: int) -> dict[str, Any]:
-    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
-
-    t0 = time.perf_counter()
-    algo = build(contender, size, seed, budget)
-    setup_s = time.perf_counter() - t0
+def run_deep_sea(contender: str, size: int, seed: int, budget: int, rec: harness.Recorder) -> None:
+    with rec.setup():
+        algo = build(contender, size, seed, budget)
     env_config = dict(algo.config.env_config)
-    clock = TrainingClock()
-    env_steps, next_eval = 0, eval_every
-    steps_to_solve = wall_to_solve = None
-    last_return = None
-    try:
-        clock.start()
-        while env_steps < budget:
-            result = algo.train()
-            env_steps = int(result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED_LIFETIME])
-            if env_steps >= next_eval or env_steps >= budget:
-                with clock.paused():
-                    last_return = greedy_return(algo.get_module(), env_config)
-                next_eval = env_steps + eval_every
-                if last_return >= SOLVED:
-                    steps_to_solve, wall_to_solve = env_steps, clock.elapsed()
-                    break
-        train_s = clock.elapsed()
-    finally:
-        algo.stop()
-    log(f"{contender} N={size} seed {seed}: {env_steps} steps, {train_s:.1f} s, greedy return {last_return}"
-        + (f", solved at {steps_to_solve}" if steps_to_solve else ", not solved"))
-    return {
-        "contender": contender, "size": size, "seed": seed, "mapping_seed": env_config.get("mapping_seed"),
-        "budget": budget,
-        "steps_to_solve": steps_to_solve, "episodes_to_solve": steps_to_solve // size if steps_to_solve else None,
-        "wall_s_to_solve": wall_to_solve, "env_steps": env_steps, "train_wall_s": train_s,
-        "env_steps_per_s": env_steps / train_s if train_s > 0 else None, "setup_s": setup_s,
-        "final_greedy_return": last_return,
-    }
+    rec.extra["mapping_seed"] = env_config.get("mapping_seed")
+    train_until_target(algo, rec, lambda: greedy_return(algo.get_module(), env_config))
 
 
-def render_markdown(data: dict[str, Any]) -> str:
-    meta = data["meta"]
+# Flags and plan ---------------------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sizes", type=harness.positive_int, nargs="+", default=[10, 16], help="DeepSea sizes N")
+    p.add_argument("--seeds", type=harness.positive_int, default=3, help="seeds per contender and size: 0..N-1")
+    p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
+    p.add_argument("--steps-per-size", type=harness.positive_int, default=1000, help="budget = this x N env steps")
+    p.add_argument("--eval-every", type=harness.positive_int, default=500, help="env steps between greedy episodes")
+
+
+def plan(args: argparse.Namespace) -> harness.Plan:
+    contenders = [
+        harness.Contender(name=name, run=partial(run_deep_sea, name, size), budget=args.steps_per_size * size,
+                          label=LABELS[name], group={"size": size})
+        for size in args.sizes for name in args.contenders
+    ]
+    return harness.Plan(
+        contenders=contenders,
+        seeds=range(args.seeds),
+        settings={"env": ENV_ID, "sizes": args.sizes, "steps_per_size": args.steps_per_size, "eval_episodes": 1},
+        target=SOLVED,
+        eval_every=args.eval_every,
+        reference=REFERENCE,
+        session=lambda contenders, results: ray_session(results),
+    )
+
+
+# Tables and plot ----------------------------------------------------------------------------------------------
+
+
+def episodes(run: dict[str, Any]) -> int | None:
+    """Whole episodes played before the solving evaluation (every episode is N steps)."""
+    steps = run.get("steps_to_target")
+    return None if steps is None else steps // run["group"]["size"]
+
+
+def episode_stats(s: harness.Summary) -> harness.Stats:
+    return harness.censored_stats([episodes(r) for r in s.runs])
+
+
+def render(results: dict[str, Any]) -> str:
+    settings = results["settings"]
+    summaries = harness.summarize(results)
+    columns = [
+        harness.group_column("size", "N"),
+        harness.CONTENDER,
+        harness.Column("solved", lambda s: f"{s.reached}/{s.n}"),
+        harness.Column("episodes to solve: median (min–max)", lambda s: harness.fmt_stats(episode_stats(s))),
+        harness.Column("wall-clock to solve (s): median (min–max)", lambda s: harness.fmt_stats(s.wall_s, 1)),
+        harness.STEPS_PER_S,
+    ]
     lines = [
         "# DeepSea: deep exploration",
         "",
-        f"{meta['date']}, {meta['cpu_model']} ({meta['cpus_usable']} usable cores), CPU only, "
-        f"commit {str(meta['git_commit'])[:10]}. Budget per run: {data['settings']['steps_per_size']} x N env steps; "
-        f"greedy episode every {data['settings']['eval_every']} steps; solved = greedy return >= {SOLVED}.",
+        harness.machine_line(results),
         "",
-        "| N | contender | solved | median episodes to solve | median wall-clock to solve (s) | env steps/s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"Budget per run: {settings['steps_per_size']:,} x N env steps; greedy episode every "
+        f"{results['eval_every']:,} env steps; solved = greedy return >= {results['target']}. Medians count a run "
+        "that never solved as slowest (never: the median run did not solve).",
+        "",
+        harness.summary_table(summaries, columns),
+        "",
+        "Per run (episodes to solve; never = not within the budget):",
+        "",
+        *harness.per_run_lines(summaries, lambda r: harness.fmt(episodes(r)) if r.get("reached") else "never"),
     ]
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
-    for run in data["runs"]:
-        groups.setdefault((run["size"], run["contender"]), []).append(run)
-    for (size, contender), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], CONTENDERS.index(kv[0][1]))):
-        ok = [r for r in runs if not r.get("error")]
-        solved = sum(r.get("steps_to_solve") is not None for r in runs)
-        episodes = _median_censored([r.get("episodes_to_solve") for r in runs])
-        wall = _median_censored([r.get("wall_s_to_solve") for r in runs])
-        speed = statistics.median([r["env_steps_per_s"] for r in ok if r.get("env_steps_per_s")] or [0])
-        lines.append(
-            f"| {size} | {LABELS[contender]} | {solved}/{len(runs)} | "
-            f"{'never' if episodes is None else f'{episodes:,.0f}'} | {'—' if wall is None else f'{wall:.1f}'} | "
-            f"{speed:,.0f} |"
-        )
-    lines += ["", "Per run (episodes to solve; — = not within the budget):", ""]
-    for (size, contender), runs in sorted(groups.items()):
-        per = ", ".join(f"s{r['seed']}: {r['episodes_to_solve'] if r.get('episodes_to_solve') else '—'}"
-                        for r in sorted(runs, key=lambda r: r["seed"]))
-        lines.append(f"- N={size}, {contender}: {per}")
-    return "\n".join(lines) + "\n"
+    ratios = harness.ratio_table(summaries, results["reference"], group_keys=["size"]) \
+        if results.get("reference") else None
+    if ratios:
+        lines += ["", ratios]
+    notes = harness.notes(results)
+    if notes:
+        lines += ["", *notes]
+    lines += ["", f"![episodes to solve]({PLOT})", ""]
+    return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 16])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
-    parser.add_argument("--steps-per-size", type=int, default=1000, help="budget = this x N env steps")
-    parser.add_argument("--eval-every", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--from-json", type=Path, help="re-render a results.json, run nothing")
-    args = parser.parse_args(argv)
+def plot(results: dict[str, Any], path: Path) -> bool:
+    return harness.plot_by_group(
+        results, harness.summarize(results), path, key="size", value=episode_stats,
+        xlabel="DeepSea size N", ylabel="episodes to solve (median, min–max)",
+        title="DeepSea: episodes until the greedy policy finds the treasure (log-log)", loglog=True)
 
-    if args.from_json:
-        data = json.loads(args.from_json.read_text())
-    else:
-        import ray
 
-        ray.init(address="local", include_dashboard=False, log_to_driver=False)
-        data = {"meta": machine_info(), "settings": {"steps_per_size": args.steps_per_size,
-                                                     "eval_every": args.eval_every, "sizes": args.sizes}, "runs": []}
-        args.out.mkdir(parents=True, exist_ok=True)
-        try:
-            for size in args.sizes:
-                for contender in args.contenders:
-                    for seed in range(args.seeds):
-                        try:
-                            run = run_one(contender, size, seed, budget=args.steps_per_size * size,
-                                          eval_every=args.eval_every)
-                        except Exception as exc:  # noqa: BLE001 - recorded, the benchmark goes on
-                            traceback.print_exc()
-                            run = {"contender": contender, "size": size, "seed": seed, "error": repr(exc)}
-                        data["runs"].append(run)
-                        write_json(args.out / "results.json", data)
-        finally:
-            ray.shutdown()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.md").write_text(render_markdown(data))
-    print(render_markdown(data))
-    return 0
+BENCHMARK = harness.Benchmark(
+    name="deep_sea",
+    doc=__doc__,
+    default_out=DEFAULT_OUT,
+    add_arguments=add_arguments,
+    plan=plan,
+    render=render,
+    plots={PLOT: plot},
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main(BENCHMARK))

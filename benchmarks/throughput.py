@@ -12,7 +12,9 @@ For every num_env_runners R in --runners and num_envs_per_env_runner E in
             untimed warm-up iteration; env steps from the results'
             num_env_steps_sampled_lifetime.
 
-Cells are env steps per second of wall clock. See benchmarks/README.md.
+Cells are env steps per second of wall clock. Runs on benchmarks/harness
+(each cell is one contender run whose budget is --seconds); see
+benchmarks/README.md.
 
     python benchmarks/throughput.py                        # 3x3 grid, 10 s a cell and mode
     python benchmarks/throughput.py --runners 0,1 --envs 1,4 --seconds 3 --out /tmp/throughput_smoke
@@ -23,19 +25,14 @@ Cells are env steps per second of wall clock. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
 import sys
 import time
-import traceback
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-# The helpers of the sibling benchmark (CPU model, git commit, versions, atomic JSON write).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cartpole_soft_q import _cpu_model, _git_commit, _version, write_json  # noqa: E402
+import harness
+from harness.rllib import lifetime_steps, ray_session
 
 ALGO = "soft_q"
 ENV_ID = "CartPole-v1"
@@ -45,18 +42,15 @@ MODE_TITLES = {
     "training": "full algo.train() (one SGD update per env step)",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "throughput"
-PLOT_NAME = "throughput.png"
+PLOT = "throughput.png"
 SEED = 0
+POINT_EVERY_S = 1.0  # a learning-curve point at most this often: the sampling loop calls sample() ~100 times/s
 
 
-def log(msg: str) -> None:
-    print(f"[throughput {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+# Measurements -----------------------------------------------------------------------------------------------
 
 
-# Measurements -----------------------------------------------------------------
-
-
-def build_algo(runners: int, envs: int, gpus_per_learner: float | None):
+def build_algo(runners: int, envs: int, gpus_per_learner: float | None, rec: harness.Recorder):
     from rlfrontier.configure import build_config
 
     _, config, _ = build_config(
@@ -68,12 +62,11 @@ def build_algo(runners: int, envs: int, gpus_per_learner: float | None):
         num_envs_per_env_runner=envs,
         gpus_per_learner=gpus_per_learner,
     )
-    t0 = time.perf_counter()
-    algo = config.build_algo()
-    return algo, time.perf_counter() - t0
+    with rec.setup():
+        return config.build_algo()
 
 
-def measure_sampling(algo, seconds: float) -> dict[str, Any]:
+def measure_sampling(algo, rec: harness.Recorder) -> None:
     """Env steps/s of synchronous_parallel_sample on the algorithm's EnvRunnerGroup."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 
@@ -87,32 +80,21 @@ def measure_sampling(algo, seconds: float) -> dict[str, Any]:
         return sum(len(e) for e in episodes)
 
     t0 = time.perf_counter()
-    warmup_steps = sample()
-    warmup_s = time.perf_counter() - t0
+    rec.extra["warmup_env_steps"] = sample()
+    rec.extra["warmup_s"] = time.perf_counter() - t0
 
-    env_steps, calls = 0, 0
-    t0 = time.perf_counter()
+    env_steps, calls, last_point = 0, 0, 0.0
+    rec.start()
     while True:
         env_steps += sample()
         calls += 1
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
+        elapsed = rec.clock.elapsed()
+        if elapsed - last_point >= POINT_EVERY_S or elapsed >= rec.budget:
+            rec.record(env_steps)
+            last_point = elapsed
+        if elapsed >= rec.budget:
             break
-    return {
-        "env_steps": env_steps,
-        "seconds": elapsed,
-        "env_steps_per_s": env_steps / elapsed,
-        "sample_calls": calls,
-        "env_steps_per_call": env_steps / calls,
-        "warmup_s": warmup_s,
-        "warmup_env_steps": warmup_steps,
-    }
-
-
-def _lifetime_steps(result: dict[str, Any]) -> int:
-    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
-
-    return int(result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED_LIFETIME])
+    rec.stop(env_steps, sample_calls=calls, env_steps_per_call=env_steps / calls)
 
 
 def _learner_device(algo) -> str | None:
@@ -121,94 +103,93 @@ def _learner_device(algo) -> str | None:
     return None if device is None else str(device)
 
 
-def measure_training(algo, seconds: float) -> dict[str, Any]:
+def measure_training(algo, rec: harness.Recorder) -> None:
     """Env steps/s of algo.train(), from num_env_steps_sampled_lifetime deltas."""
     from rlfrontier.offpolicy import NUM_UPDATES_THIS_STEP  # SGD updates of one iteration
 
     t0 = time.perf_counter()
-    start_steps = _lifetime_steps(algo.train())  # warm-up: reaches learning_starts and the first updates
-    warmup_s = time.perf_counter() - t0
+    start_steps = lifetime_steps(algo.train())  # warm-up: reaches learning_starts and the first updates
+    rec.extra["warmup_s"] = time.perf_counter() - t0
+    rec.extra["warmup_env_steps"] = start_steps
 
     iterations, updates = 0, 0
-    t0 = time.perf_counter()
+    rec.start()
     while True:
         result = algo.train()
-        steps = _lifetime_steps(result)
+        env_steps = lifetime_steps(result) - start_steps
         updates += int(result.get(NUM_UPDATES_THIS_STEP) or 0)
         iterations += 1
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
+        rec.record(env_steps, sgd_updates=updates)
+        if rec.clock.elapsed() >= rec.budget:
             break
-    env_steps = steps - start_steps
-    return {
-        "env_steps": env_steps,
-        "seconds": elapsed,
-        "env_steps_per_s": env_steps / elapsed,
-        "iterations": iterations,
-        "sgd_updates": updates,
-        "sgd_updates_per_s": updates / elapsed,
-        "warmup_s": warmup_s,
-        "warmup_env_steps": start_steps,
-        "learner_device": _learner_device(algo),
-    }
+    rec.stop(env_steps, iterations=iterations, sgd_updates=updates,
+             sgd_updates_per_s=updates / rec.train_wall_s if rec.train_wall_s else None,
+             learner_device=_learner_device(algo))
 
 
-def run_cell(mode: str, runners: int, envs: int, args: argparse.Namespace) -> dict[str, Any]:
-    gpus = args.gpus_per_learner if mode == "training" and args.gpus_per_learner else None
-    algo, setup_s = build_algo(runners, envs, gpus)
+def run_cell(mode: str, runners: int, envs: int, gpus_per_learner: float, seed: int, seconds: float,
+             rec: harness.Recorder) -> None:
+    gpus = gpus_per_learner if mode == "training" and gpus_per_learner else None
+    rec.extra["gpus_per_learner"] = gpus or 0
+    algo = build_algo(runners, envs, gpus, rec)
     try:
-        if mode == "sampling":
-            measured = measure_sampling(algo, args.seconds)
-        else:
-            measured = measure_training(algo, args.seconds)
+        (measure_sampling if mode == "sampling" else measure_training)(algo, rec)
     finally:
         algo.stop()
-    return {"mode": mode, "runners": runners, "envs": envs, **measured, "setup_s": setup_s,
-            "gpus_per_learner": gpus or 0}
 
 
-# Machine info -----------------------------------------------------------------
+# Flags and plan ---------------------------------------------------------------------------------------------
 
 
-def _usable_cpus() -> int | None:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count()
+def int_list(low: int):
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+        if not values or any(v < low for v in values):
+            raise argparse.ArgumentTypeError(f"give integers >= {low}, got {text!r}")
+        return sorted(set(values))
+    return parse
 
 
-def machine_info(gpus_per_learner: float) -> dict[str, Any]:
-    import torch
-
-    usable = _usable_cpus()
-    cpu = f"{_cpu_model() or 'unknown CPU'}, {usable} cores"
-    gpu_name = None
-    if gpus_per_learner > 0:
-        gpu_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device visible"
-        device = f"learner on GPU: {gpu_name} (num_gpus_per_learner={gpus_per_learner:g}); CPU: {cpu}"
-    else:
-        device = f"CPU only: {cpu}"
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": device,
-        "gpu_name": gpu_name,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "torch_num_threads": torch.get_num_threads(),
-        "versions": {
-            "torch": _version("torch"),
-            "ray": _version("ray"),
-            "gymnasium": _version("gymnasium"),
-            "numpy": _version("numpy"),
-        },
-        "git_commit": _git_commit(),
-    }
+def mode_list(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"unknown {unknown or 'empty list'}; choose from {','.join(MODES)}")
+    return [m for m in MODES if m in modes]
 
 
-def _config_defaults() -> dict[str, Any]:
+def non_negative(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return value
+    return parse
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runners", type=int_list(0), default=[0, 1, 2], help="num_env_runners values (default 0,1,2)")
+    p.add_argument("--envs", type=int_list(1), default=[1, 4, 16],
+                   help="num_envs_per_env_runner values (default 1,4,16)")
+    p.add_argument("--modes", type=mode_list, default=list(MODES), help=f"comma-separated subset of {','.join(MODES)}")
+    p.add_argument("--seconds", type=positive_float, default=10.0,
+                   help="measured wall clock per cell and mode (default 10)")
+    p.add_argument("--gpus-per-learner", type=non_negative(float), default=0.0,
+                   help="num_gpus_per_learner of the training mode (default 0: CPU)")
+    p.add_argument("--num-cpus", type=harness.positive_int, default=2, help="num_cpus given to ray.init (default 2)")
+
+
+def config_defaults() -> dict[str, Any]:
     """The soft_q settings that bear on throughput (not set by this benchmark)."""
     from rlfrontier.registry import get_algorithm
 
@@ -223,32 +204,60 @@ def _config_defaults() -> dict[str, Any]:
     }
 
 
-# Report -----------------------------------------------------------------------
+def device(gpus_per_learner: float) -> str:
+    from harness.machine import cpu_model, gpu_name, usable_cpus
+
+    cpu = f"{cpu_model() or 'unknown CPU'}, {usable_cpus()} cores"
+    if gpus_per_learner > 0:
+        gpu = gpu_name() or "no CUDA device visible"
+        return f"learner on GPU: {gpu} (num_gpus_per_learner={gpus_per_learner:g}); CPU: {cpu}"
+    return f"CPU only: {cpu}"
 
 
-def _cells(data: dict[str, Any], mode: str) -> dict[tuple[int, int], dict[str, Any]]:
-    return {(c["runners"], c["envs"]): c for c in data["cells"] if c["mode"] == mode}
+def plan(args: argparse.Namespace) -> harness.Plan:
+    contenders = [
+        harness.Contender(name=mode, run=partial(run_cell, mode, r, e, args.gpus_per_learner), budget=args.seconds,
+                          label=MODE_TITLES[mode], group={"runners": r, "envs": e})
+        for r in args.runners for e in args.envs for mode in args.modes
+    ]
+    settings = {
+        "algo": ALGO,
+        "env": ENV_ID,
+        "runners": args.runners,
+        "envs": args.envs,
+        "modes": args.modes,
+        "seconds": args.seconds,
+        "gpus_per_learner": args.gpus_per_learner,
+        "ray_num_cpus": args.num_cpus,
+        "device": device(args.gpus_per_learner),
+        "soft_q_defaults": config_defaults(),
+    }
+    harness.log(f"device: {settings['device']}")
+    return harness.Plan(contenders=contenders, seeds=[SEED], settings=settings,
+                        session=lambda contenders, results: ray_session(results, num_cpus=args.num_cpus))
 
 
-def _fmt_cell(cell: dict[str, Any] | None) -> str:
-    if cell is None:
+# Tables and plot ----------------------------------------------------------------------------------------------
+
+
+def cells(results: dict[str, Any], mode: str) -> dict[tuple[int, int], dict[str, Any]]:
+    return {(r["group"]["runners"], r["group"]["envs"]): r for r in results["runs"] if r["contender"] == mode}
+
+
+def fmt_cell(run: dict[str, Any] | None) -> str:
+    if run is None:
         return ""
-    if cell.get("error"):
-        return "error"
-    return f"{cell['env_steps_per_s']:,.0f}"
+    return "error" if run.get("error") else harness.fmt(run.get("env_steps_per_s"))
 
 
-def render_markdown(data: dict[str, Any]) -> str:
-    meta, settings = data["meta"], data["settings"]
+def render(results: dict[str, Any]) -> str:
+    settings = results["settings"]
     runners, envs = settings["runners"], settings["envs"]
-    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
     defaults = settings.get("soft_q_defaults") or {}
     lines = [
         f"# {ENV_ID}: soft_q env steps/s by num_env_runners x num_envs_per_env_runner",
         "",
-        f"{meta['date']} · **{meta['device']}** ({meta['cpus_usable']} usable of {meta['cpu_count']} CPUs) · "
-        f"{meta['platform']} · Python {meta['python']} · {versions} · torch threads {meta['torch_num_threads']}"
-        + (f" · commit {meta['git_commit'][:10]}" if meta.get("git_commit") else ""),
+        f"**{settings['device']}** · " + harness.machine_line(results),
         "",
         f"Each cell: env steps per second of wall clock over about {settings['seconds']:g} s, after one untimed "
         "warm-up (one sample call / one train() iteration), on a freshly built algorithm; one configuration at a "
@@ -260,7 +269,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         if defaults else "",
     ]
     for mode in settings["modes"]:
-        cells = _cells(data, mode)
+        by_cell = cells(results, mode)
         title = MODE_TITLES.get(mode, mode)
         if mode == "training" and settings.get("gpus_per_learner"):
             title += f", num_gpus_per_learner={settings['gpus_per_learner']:g}"
@@ -268,17 +277,18 @@ def render_markdown(data: dict[str, Any]) -> str:
             "",
             f"## {mode}: {title}",
             "",
-            "| runners \\ envs per runner | " + " | ".join(str(e) for e in envs) + " |",
-            "| --- | " + " | ".join("---:" for _ in envs) + " |",
+            harness.markdown_table(
+                ["runners \\ envs per runner", *(str(e) for e in envs)],
+                [[str(r), *(fmt_cell(by_cell.get((r, e))) for e in envs)] for r in runners],
+                ["---", *("---:" for _ in envs)],
+            ),
         ]
-        for r in runners:
-            lines.append(f"| {r} | " + " | ".join(_fmt_cell(cells.get((r, e))) for e in envs) + " |")
-    usable = meta.get("cpus_usable") or meta.get("cpu_count")
+    usable = results["machine"].get("cpus_usable") or results["machine"].get("cpu_count")
     lines += [
         "",
         "Notes:",
         "",
-        f"- Machine: {meta['device']}. Every remote EnvRunner is its own process and takes one of the "
+        f"- Machine: {settings['device']}. Every remote EnvRunner is its own process and takes one of the "
         f"{settings['ray_num_cpus']} CPUs given to Ray; the driver (algorithm, local learner and, with 0 runners, "
         "the local EnvRunner) runs beside them on the same cores.",
     ]
@@ -294,35 +304,32 @@ def render_markdown(data: dict[str, Any]) -> str:
         "the whole algorithm, bounded by the learner at one SGD update per env step, so its cells are far "
         "lower and change little with the EnvRunner settings when the learner dominates."
     )
-    if data.get("ray_init_s") is not None:
-        lines.append(f"- ray.init (once): {data['ray_init_s']:.1f} s; building each algorithm is timed apart "
-                     "(setup_s in results.json) and not counted.")
-    for cell in data["cells"]:
-        if cell.get("error"):
-            lines.append(f"- {cell['mode']}, {cell['runners']} runners x {cell['envs']} envs failed: {cell['error']}")
-    lines += ["", f"![throughput]({PLOT_NAME})", ""]
+    lines.append("- Building each algorithm and its warm-up are timed apart (setup_s, extra.warmup_s in "
+                 "results.json) and not counted.")
+    lines += harness.notes(results)
+    lines += ["", f"![throughput]({PLOT})", ""]
     return "\n".join(lines)
 
 
-def render_plot(data: dict[str, Any], path: Path) -> None:
+def plot(results: dict[str, Any], path: Path) -> bool:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    settings = data["settings"]
+    settings = results["settings"]
     runners, envs, modes = settings["runners"], settings["envs"], settings["modes"]
     fig, axes = plt.subplots(1, len(modes), figsize=(6.5 * len(modes), 4.6), squeeze=False)
     width = 0.8 / max(len(envs), 1)
     x = np.arange(len(runners))
     for ax, mode in zip(axes[0], modes):
-        cells = _cells(data, mode)
+        by_cell = cells(results, mode)
         for i, e in enumerate(envs):
             values = []
             for r in runners:
-                cell = cells.get((r, e))
-                values.append(cell["env_steps_per_s"] if cell and not cell.get("error") else 0.0)
+                run = by_cell.get((r, e))
+                values.append(run["env_steps_per_s"] or 0.0 if run and not run.get("error") else 0.0)
             bars = ax.bar(x + (i - (len(envs) - 1) / 2) * width, values, width, label=f"{e} envs/runner")
             ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=7, padding=1)
         ax.set_xticks(x, [str(r) for r in runners])
@@ -331,129 +338,23 @@ def render_plot(data: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{mode}: {MODE_TITLES.get(mode, mode)}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{ENV_ID} soft_q throughput · {data['meta']['device']}", fontsize=10)
+    fig.suptitle(f"{ENV_ID} soft_q throughput · {settings['device']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return True
 
 
-def render(data: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(render_markdown(data))
-    render_plot(data, out / PLOT_NAME)
-    log(f"wrote {out / 'results.md'} and {out / PLOT_NAME}")
-
-
-# Main -------------------------------------------------------------------------
-
-
-def _int_list(text: str, flag: str, low: int, p: argparse.ArgumentParser) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        p.error(f"{flag}: {text!r} is not a comma-separated list of integers")
-    if not values or any(v < low for v in values):
-        p.error(f"{flag}: give integers >= {low}, got {text!r}")
-    return sorted(set(values))
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runners", default="0,1,2", help="num_env_runners values (default 0,1,2)")
-    p.add_argument("--envs", default="1,4,16", help="num_envs_per_env_runner values (default 1,4,16)")
-    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
-    p.add_argument("--seconds", type=float, default=10.0, help="measured wall clock per cell and mode (default 10)")
-    p.add_argument("--gpus-per-learner", type=float, default=0.0,
-                   help="num_gpus_per_learner of the training mode (default 0: CPU)")
-    p.add_argument("--num-cpus", type=int, default=2, help="num_cpus given to ray.init (default 2)")
-    p.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT}; "
-                   "with --from-json: the folder of that file)")
-    p.add_argument("--from-json", type=Path, default=None, help="re-render results.md/.png from this results.json")
-    args = p.parse_args(argv)
-    if args.from_json is None:
-        args.runners = _int_list(args.runners, "--runners", 0, p)
-        args.envs = _int_list(args.envs, "--envs", 1, p)
-        args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-        unknown = [m for m in args.modes if m not in MODES]
-        if unknown or not args.modes:
-            p.error(f"--modes: unknown {unknown or 'empty list'}; choose from {','.join(MODES)}")
-        args.modes = [m for m in MODES if m in args.modes]
-        if args.seconds <= 0:
-            p.error("--seconds must be > 0")
-        if args.gpus_per_learner < 0:
-            p.error("--gpus-per-learner must be >= 0")
-        if args.num_cpus < 1:
-            p.error("--num-cpus must be >= 1")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.from_json is not None:
-        data = json.loads(args.from_json.read_text())
-        render(data, args.out or args.from_json.resolve().parent)
-        return 0
-
-    out: Path = args.out or DEFAULT_OUT
-    out.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {
-        "meta": machine_info(args.gpus_per_learner),
-        "settings": {
-            "algo": ALGO,
-            "env": ENV_ID,
-            "seed": SEED,
-            "runners": args.runners,
-            "envs": args.envs,
-            "modes": args.modes,
-            "seconds": args.seconds,
-            "gpus_per_learner": args.gpus_per_learner,
-            "ray_num_cpus": args.num_cpus,
-            "soft_q_defaults": _config_defaults(),
-        },
-        "ray_init_s": None,
-        "cells": [],
-    }
-    log(f"device: {data['meta']['device']}")
-
-    import ray
-
-    failed = False
-    t0 = time.perf_counter()
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
-    data["ray_init_s"] = time.perf_counter() - t0
-    log(f"ray.init: {data['ray_init_s']:.1f} s")
-    try:
-        # One configuration at a time, never two algorithms alive together.
-        for runners in args.runners:
-            for envs in args.envs:
-                for mode in args.modes:
-                    log(f"{mode}: {runners} runners x {envs} envs: start")
-                    try:
-                        cell = run_cell(mode, runners, envs, args)
-                    except Exception as exc:  # noqa: BLE001 - record, go on with the other cells
-                        traceback.print_exc()
-                        failed = True
-                        cell = {"mode": mode, "runners": runners, "envs": envs,
-                                "error": f"{type(exc).__name__}: {exc}"}
-                    else:
-                        log(
-                            f"{mode}: {runners} runners x {envs} envs: {cell['env_steps']} env steps in "
-                            f"{cell['seconds']:.1f} s = {cell['env_steps_per_s']:,.0f} env steps/s "
-                            f"(setup {cell['setup_s']:.1f} s, warm-up {cell['warmup_s']:.1f} s)"
-                        )
-                    data["cells"].append(cell)
-                    write_json(out / "results.json", data)
-    except KeyboardInterrupt:
-        log("interrupted: writing what has finished")
-        failed = True
-    finally:
-        ray.shutdown()
-
-    write_json(out / "results.json", data)
-    render(data, out)
-    print(render_markdown(data))
-    return 1 if failed else 0
+BENCHMARK = harness.Benchmark(
+    name="throughput",
+    doc=__doc__,
+    default_out=DEFAULT_OUT,
+    add_arguments=add_arguments,
+    plan=plan,
+    render=render,
+    plots={PLOT: plot},
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main(BENCHMARK))

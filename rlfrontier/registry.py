@@ -1,18 +1,51 @@
 """What `rlfrontier algos` lists and `rlfrontier train ALGO` builds.
 
-Each entry returns a fresh AlgorithmConfig with the project's defaults. RLlib's
-own DQN, SAC and PPO are here as baselines, with the settings RLlib tunes them
-to for CartPole (rllib/tuned_examples in the Ray repository).
+Each entry returns a fresh AlgorithmConfig with the project's defaults, and
+says what the rest of the runtime needs to know about the algorithm:
+
+- `needs`: what a run must provide beyond an env with the right action space
+  (demonstrations, a tabular MDP with known dynamics, a task distribution),
+  checked by `check_needs` before Ray starts;
+- `policy_module_id`: the module that acts (evaluation, export); the others
+  are learner-only (a predictor, a discriminator, an encoder);
+- `primary_metric` and `mode`: what a search optimises and what "best" means
+  by default (the greedy evaluation return, maximised, unless the algorithm
+  has a better measure: reward correlation, adaptation gain);
+- `evaluation_hook`: called with the Algorithm after each evaluation; the
+  numbers it returns go into the result under `EVALUATION_METRICS`, hence the
+  JSON line's "metrics", MLflow and Tune's metric.
+
+RLlib's own DQN, SAC and PPO are here as baselines, with the settings RLlib
+tunes them to for CartPole (rllib/tuned_examples in the Ray repository).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core import DEFAULT_MODULE_ID
 
 from rlfrontier.validation import BadInput
+
+# What an algorithm can need from a run (AlgoSpec.needs).
+DEMONSTRATIONS = "demonstrations"
+TABULAR_MDP = "tabular_mdp"
+TASK_DISTRIBUTION = "task_distribution"
+# What an env must expose to count as one (methods or attributes of env.unwrapped).
+TABULAR_MDP_API = ("transition_tensor", "state_features", "true_reward")
+TASK_DISTRIBUTION_API = ("sample_tasks", "set_task")
+_NEED_TEXT = {
+    DEMONSTRATIONS: "demonstrations (--demos DIR)",
+    TABULAR_MDP: f"a tabular MDP with known dynamics (an env with {', '.join(TABULAR_MDP_API)})",
+    TASK_DISTRIBUTION: f"a task distribution (an env with {', '.join(TASK_DISTRIBUTION_API)})",
+}
+
+# The result key under which an evaluation hook's numbers are reported.
+EVALUATION_METRICS = "metrics"
+EVAL_RETURN_MEAN = "eval_return_mean"
 
 
 @dataclass(frozen=True)
@@ -22,8 +55,20 @@ class AlgoSpec:
     source: str  # "rlfrontier" or "rllib" (a baseline)
     action_spaces: tuple[str, ...]
     make_config: Callable[[], AlgorithmConfig]
-    # Metrics under learners/default_policy that `train --json` reports in "metrics".
+    # Metrics under learners/<policy module> that `train --json` reports in "metrics".
     reported_metrics: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    policy_module_id: str = DEFAULT_MODULE_ID
+    primary_metric: str = EVAL_RETURN_MEAN
+    mode: str = "max"
+    evaluation_hook: Callable[[Any], dict[str, float]] | None = None
+
+    def __post_init__(self):
+        unknown = sorted(set(self.needs) - set(_NEED_TEXT))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown needs {unknown}; known: {sorted(_NEED_TEXT)}")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"{self.name}: mode must be 'max' or 'min', got {self.mode!r}")
 
 
 def _soft_q() -> AlgorithmConfig:
@@ -80,11 +125,15 @@ def _sac() -> AlgorithmConfig:
 
 
 def _ppo() -> AlgorithmConfig:
-    from ray.rllib.algorithms.ppo import PPOConfig
+    from rlfrontier.rewards import PPOWithRewardTransform
 
-    # RLlib's tuned_examples/ppo/cartpole_ppo.py.
-    return PPOConfig().training(lr=0.0003, num_epochs=6, vf_loss_coeff=0.01)
+    # RLlib's tuned_examples/ppo/cartpole_ppo.py; RLlib's PPO, plus the
+    # reward_transform field (rlfrontier.rewards).
+    return PPOWithRewardTransform().training(lr=0.0003, num_epochs=6, vf_loss_coeff=0.01)
 
+
+# Reported when a reward transform is configured (rlfrontier.rewards); absent otherwise.
+_REWARDS = ("reward_extrinsic_mean", "reward_transformed_mean")
 
 ALGORITHMS: dict[str, AlgoSpec] = {
     spec.name: spec
@@ -95,7 +144,7 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             "rlfrontier",
             ("Discrete",),
             _soft_q,
-            ("alpha", "policy_entropy", "q_mean", "qf_loss"),
+            ("alpha", "policy_entropy", "q_mean", "qf_loss", *_REWARDS),
         ),
         AlgoSpec(
             "boot_dqn",
@@ -103,11 +152,12 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             "rlfrontier",
             ("Discrete",),
             _boot_dqn,
-            ("qf_loss", "q_mean", "head_disagreement"),
+            ("qf_loss", "q_mean", "head_disagreement", *_REWARDS),
         ),
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),
         AlgoSpec("sac", "RLlib SAC (baseline)", "rllib", ("Box", "Discrete"), _sac),
-        AlgoSpec("ppo", "RLlib PPO (baseline; tuned CartPole settings)", "rllib", ("Box", "Discrete"), _ppo),
+        AlgoSpec("ppo", "RLlib PPO (baseline; tuned CartPole settings; takes reward_transform)", "rllib",
+                 ("Box", "Discrete"), _ppo, _REWARDS),
     )
 }
 
@@ -119,3 +169,40 @@ def get_algorithm(name: str) -> AlgoSpec:
         raise BadInput(
             f"unknown algorithm {name!r}: choose one of {', '.join(sorted(ALGORITHMS))}"
         ) from None
+
+
+def check_needs(spec: AlgoSpec, env: Any, *, env_id: str, demos: str | None = None) -> None:
+    """BadInput naming the first thing `spec` needs that the run does not give.
+
+    Args:
+        env: an instance of the run's env (its `unwrapped` is inspected).
+        env_id: its id, for the message.
+        demos: the run's demonstrations folder, if any.
+    """
+    base = getattr(env, "unwrapped", env)
+    for need in spec.needs:
+        if need == DEMONSTRATIONS:
+            missing = [] if demos else ["--demos"]
+        else:
+            api = TABULAR_MDP_API if need == TABULAR_MDP else TASK_DISTRIBUTION_API
+            missing = [name for name in api if not hasattr(base, name)]
+        if missing:
+            raise BadInput(f"{spec.name} needs {_NEED_TEXT[need]}; {env_id} lacks {', '.join(missing)}"
+                           if need != DEMONSTRATIONS else f"{spec.name} needs {_NEED_TEXT[need]}")
+
+
+def evaluation_metrics(spec: AlgoSpec, algo: Any) -> dict[str, float]:
+    """The numbers `spec.evaluation_hook` reports for `algo` ({} without a hook).
+
+    Raises ValueError when the hook returns a non-number, so a broken hook
+    fails the run with its name instead of logging garbage.
+    """
+    if spec.evaluation_hook is None:
+        return {}
+    out: dict[str, float] = {}
+    for key, value in spec.evaluation_hook(algo).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{spec.name} evaluation hook returned {key}={value!r}, not a number")
+        out[str(key)] = float(value) if math.isfinite(value) else float("nan")
+    return out
+

@@ -24,7 +24,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rlfrontier import offpolicy, seeding
+from rlfrontier import offpolicy, rewards, seeding
 from rlfrontier.algorithms.boot_dqn.connectors import BootstrapHeadPicker, head_picker_seed
 from rlfrontier.algorithms.boot_dqn.env_runner import BootDQNEnvRunner
 from rlfrontier.validation import BadInput, check_range
@@ -33,7 +33,7 @@ from rlfrontier.validation import BadInput, check_range
 BOOTSTRAP_MASK = "bootstrap_mask"
 
 
-class BootDQNConfig(offpolicy.ReplayConfig):
+class BootDQNConfig(rewards.RewardTransformFields, offpolicy.ReplayConfig):
     """Configuration of bootstrapped DQN; every field is set through `training()`.
 
     Fields (defaults after bsuite's deep-sea agent, Osband et al. 2018/2020):
@@ -47,6 +47,7 @@ class BootDQNConfig(offpolicy.ReplayConfig):
         huber_delta: Huber threshold of the TD loss (None: squared error).
         env_runner_cls: BootDQNEnvRunner (or a subclass): it gives each
             EnvRunner's head picker its own stream of the run's seed.
+        reward_transform: rewrites rewards at replay time (rlfrontier.rewards).
         and the replay fields of offpolicy.ReplayConfig.
     """
 
@@ -168,10 +169,13 @@ class BootDQN(Algorithm):
         self._update_credit = 0.0
         # A stream of its own: the replay sampler draws from seeding.REPLAY.
         self._mask_rng = seeding.rng(self.config.seed, seeding.BOOTSTRAP_MASKS)
+        self._reward_hook = rewards.replay_hook(self.config)
 
     def _bootstrap_masks(self, num_transitions: int) -> dict[str, np.ndarray]:
         masks = self._mask_rng.random((num_transitions, self.config.num_heads)) < self.config.mask_prob
         return {BOOTSTRAP_MASK: masks.astype(np.float32)}
 
     def training_step(self) -> None:
-        offpolicy.replay_training_step(self, extra_columns=self._bootstrap_masks)
+        offpolicy.replay_training_step(self, extra_columns=self._bootstrap_masks, reward_hook=self._reward_hook)
+        if self._reward_hook is not None:
+            self._reward_hook.log(self.metrics)

@@ -19,14 +19,14 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.metrics import LEARNER_RESULTS
 
-from rlfrontier import offpolicy
+from rlfrontier import offpolicy, rewards
 from rlfrontier.algorithms.soft_q import losses
 from rlfrontier.algorithms.soft_q.soft_q_learner import ALPHA
 from rlfrontier.validation import check_choice, check_range
 
 
 
-class SoftQConfig(offpolicy.ReplayConfig):
+class SoftQConfig(rewards.RewardTransformFields, offpolicy.ReplayConfig):
     """Configuration of soft Q-learning; every field is set through `training()`.
 
     Fields (defaults tuned for CartPole-v1 on two CPU cores; see benchmarks/):
@@ -40,6 +40,7 @@ class SoftQConfig(offpolicy.ReplayConfig):
         n_step: return horizon of the backup.
         huber_delta: Huber threshold of the TD loss (None: squared error).
         grad_clip: global gradient norm clip (None: off).
+        reward_transform: rewrites rewards at replay time (rlfrontier.rewards).
         and the replay fields of offpolicy.ReplayConfig (n_step, replay_capacity,
         prioritized_replay*, training_intensity: default 64 / batch 64, one
         update per env step; num_steps_sampled_before_learning_starts).
@@ -161,9 +162,13 @@ class SoftQ(Algorithm):
         self._update_credit = 0.0
         # {module_id: (obs_space, action_space)}, inferred by RLlib from an EnvRunner.
         self._num_actions = int(self.spaces[DEFAULT_MODULE_ID][1].n)
+        self._reward_hook = rewards.replay_hook(self.config)
+        self._max_alpha = self.config.alpha
 
     def training_step(self) -> None:
-        offpolicy.replay_training_step(self)
+        offpolicy.replay_training_step(self, reward_hook=self._reward_hook)
+        if self._reward_hook is not None:
+            self._reward_hook.log(self.metrics)
         self._log_q_bounds()
 
     def _log_q_bounds(self) -> None:
@@ -174,11 +179,17 @@ class SoftQ(Algorithm):
         (q_mean 104 against a bound of 103.4 at 32k steps, millions by 95k).
         """
         reward_min, reward_max = self.replay_buffer.reward_range
+        if self._reward_hook is not None:  # the rewards the learner sees
+            reward_min, reward_max = self._reward_hook.low, self._reward_hook.high
         if reward_min > reward_max:  # nothing added yet
             return
         alpha = self.config.alpha
         if self.config.learn_alpha:
-            alpha = float(self.metrics.peek((LEARNER_RESULTS, DEFAULT_MODULE_ID, ALPHA), default=alpha))
+            # The largest alpha so far: Q-values learnt under an earlier, larger
+            # temperature may rightly exceed the bound of the current one.
+            current = float(self.metrics.peek((LEARNER_RESULTS, DEFAULT_MODULE_ID, ALPHA), default=alpha))
+            self._max_alpha = max(self._max_alpha, current)
+            alpha = self._max_alpha
         lower, upper = losses.soft_q_bounds(
             reward_min=reward_min, reward_max=reward_max, gamma=self.config.gamma, alpha=alpha,
             num_actions=self._num_actions,

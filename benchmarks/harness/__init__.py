@@ -1,0 +1,39 @@
+"""The benchmark harness every script in benchmarks/ runs on.
+
+A script declares its contenders, budgets, success criterion and tables
+(`Benchmark`, `Plan`, `Contender`); the harness records the runs
+(`Recorder`), describes the machine, writes results.json / results.md /
+plots, re-renders with `--from-json`, and logs each invocation to MLflow.
+See benchmarks/README.md.
+"""
+
+from .record import Recorder, TrainingClock, env_steps_per_s, log, steps_to_target, wall_s_to_target
+from .report import (
+    CONTENDER,
+    SETUP,
+    STEPS_PER_S,
+    Column,
+    fmt,
+    fmt_stats,
+    group_column,
+    machine_line,
+    markdown_table,
+    notes,
+    per_run_lines,
+    plot_by_group,
+    plot_learning_curves,
+    ratio_table,
+    standard_columns,
+    summary_table,
+    to_target_columns,
+)
+from .runner import Benchmark, Contender, Plan, load_results, main, positive_int, write_report
+from .stats import Stats, Summary, censored_stats, ratios_vs, summarize
+
+__all__ = [
+    "CONTENDER", "SETUP", "STEPS_PER_S", "Benchmark", "Column", "Contender", "Plan", "Recorder", "Stats", "Summary",
+    "TrainingClock", "censored_stats", "env_steps_per_s", "fmt", "fmt_stats", "group_column", "load_results", "log",
+    "machine_line", "main", "markdown_table", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves",
+    "positive_int", "ratio_table", "ratios_vs", "standard_columns", "steps_to_target", "summarize", "summary_table",
+    "to_target_columns", "wall_s_to_target", "write_report",
+]

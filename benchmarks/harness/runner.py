@@ -1,0 +1,308 @@
+"""Contenders, the plan of one invocation, and the one path every benchmark script runs through.
+
+A script declares a `Benchmark` (its flags, how the flags become a `Plan` of
+contenders, seeds, budgets and target, its Markdown and its plots) and calls
+`main(benchmark)`. The harness does the rest the same way for all of them:
+machine info, availability checks, runs one at a time (seed by seed,
+contenders alternating), results.json rewritten after every run, results.md
+and plots, `--from-json` re-rendering, and the MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+import traceback
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Mapping, Sequence
+
+from .machine import load_avg, machine_info
+from .mlflow_log import EXPERIMENT, log_benchmark
+from .record import Recorder, log
+from .report import fmt
+
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contender:
+    """One contestant of a benchmark.
+
+    Args:
+        name: short name (table rows, MLflow metric prefix, `--algos` choices).
+        run: `run(seed, budget, recorder)` trains one run, timing its set-up in
+            `recorder.setup()` and reporting through the recorder (see Recorder).
+        budget: the run's budget (env steps unless the benchmark says otherwise).
+        label: the long name in tables and plots.
+        group: what else tells its runs apart besides the seed (e.g. {"size": 14}).
+        available: returns why the contender cannot run here (e.g. a missing
+            optional package), or None when it can; unavailable ones are skipped
+            and noted.
+    """
+
+    name: str
+    run: Callable[[int, Any, Recorder], None]
+    budget: float
+    label: str | None = None
+    group: Mapping[str, Any] = field(default_factory=dict)
+    available: Callable[[], str | None] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label or self.name, "budget": self.budget, "group": dict(self.group)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What one invocation runs, built by a script from its flags.
+
+    Args:
+        contenders: in the order they run within a seed.
+        seeds: every contender runs every seed.
+        settings: everything else the results depend on (raw, into results.json and MLflow params).
+        target: evaluation return that counts as reached (None: no success criterion).
+        eval_every: env steps between evaluations (the recorder's schedule).
+        reference: the contender the ratios are taken against.
+        session: wraps all runs, given the available contenders and the results
+            (e.g. one ray.init for all of them).
+        warmup: one untimed go of the available contenders before the measured runs.
+    """
+
+    contenders: Sequence[Contender]
+    seeds: Sequence[int]
+    settings: dict[str, Any]
+    target: float | None = None
+    eval_every: int | None = None
+    reference: str | None = None
+    session: Callable[[list[Contender], dict[str, Any]], ContextManager] | None = None
+    warmup: Callable[[list[Contender]], None] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Benchmark:
+    """A benchmark script's declaration.
+
+    Args:
+        name: results' `benchmark` and the MLflow run name.
+        doc: --help text (the script's docstring).
+        default_out: output folder without --out.
+        add_arguments: adds the script's own flags (the harness adds --out,
+            --from-json, --no-mlflow, --tracking-uri, --experiment).
+        plan: turns the parsed flags into a Plan.
+        render: results.md from results.json's content.
+        plots: file name -> writer(results, path), True when it wrote the file.
+    """
+
+    name: str
+    doc: str
+    default_out: Path
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    plan: Callable[[argparse.Namespace], Plan]
+    render: Callable[[dict[str, Any]], str]
+    plots: Mapping[str, Callable[[dict[str, Any], Path], bool]] = field(default_factory=dict)
+
+
+# Flags ----------------------------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def parser(bench: Benchmark) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=bench.doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_arguments(p)
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output folder (default {bench.default_out}; with --from-json: the folder of that file)")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="re-render results.md and the plots from this results.json, run nothing")
+    p.add_argument("--no-mlflow", dest="mlflow", action="store_false",
+                   help="do not log the invocation to MLflow (results files only)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    p.add_argument("--experiment", default=EXPERIMENT, help=f"MLflow experiment (default {EXPERIMENT})")
+    return p
+
+
+# Files -----------------------------------------------------------------------------------------------
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic: a benchmark interrupted while writing keeps the previous file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or "benchmark" not in data or "runs" not in data:
+        raise ValueError(f"{path} is not a benchmark harness results.json (no 'benchmark' and 'runs')")
+    return data
+
+
+def write_report(bench: Benchmark, results: dict[str, Any], out: Path) -> list[Path]:
+    """results.md and the plots; returns the files written (results.json first where it is there)."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / RESULTS_JSON] if (out / RESULTS_JSON).is_file() else []
+    (out / RESULTS_MD).write_text(bench.render(results))
+    files.append(out / RESULTS_MD)
+    for name, writer in bench.plots.items():
+        path = out / name
+        if writer(results, path):
+            files.append(path)
+        elif path.exists():
+            path.unlink()  # nothing to draw from these results: no stale plot beside them
+    log(f"wrote {', '.join(f.name for f in files if f.name != RESULTS_JSON)} in {out}")
+    return files
+
+
+# Running ---------------------------------------------------------------------------------------------
+
+
+def new_results(bench: Benchmark, plan: Plan, command: list[str]) -> dict[str, Any]:
+    return {
+        "benchmark": bench.name,
+        "command": command,
+        "cwd": os.getcwd(),
+        "status": "running",
+        "machine": machine_info(),
+        "settings": plan.settings,
+        "seeds": list(plan.seeds),
+        "target": plan.target,
+        "eval_every": plan.eval_every,
+        "reference": plan.reference,
+        "contenders": [c.to_dict() for c in plan.contenders],
+        "skipped": {},
+        "timings": {},
+        "runs": [],
+    }
+
+
+def available_contenders(plan: Plan, results: dict[str, Any]) -> list[Contender]:
+    reasons: dict[str, str | None] = {}
+    out = []
+    for c in plan.contenders:
+        if c.name not in reasons:
+            reasons[c.name] = c.available() if c.available else None
+            if reasons[c.name]:
+                log(f"{c.name} skipped: {reasons[c.name]}")
+                results["skipped"][c.name] = reasons[c.name]
+        if not reasons[c.name]:
+            out.append(c)
+    return out
+
+
+def run_one(contender: Contender, seed: int, plan: Plan) -> dict[str, Any]:
+    rec = Recorder(contender=contender.name, seed=seed, budget=contender.budget, group=dict(contender.group),
+                   target=plan.target, eval_every=plan.eval_every)
+    log(f"{rec.name}: start (budget {contender.budget:g})")
+    try:
+        contender.run(seed, contender.budget, rec)
+        if rec.train_wall_s is None:
+            rec.stop()
+    except Exception as exc:  # noqa: BLE001 - recorded; the other runs go on
+        traceback.print_exc()
+        rec.fail(exc)
+    run = rec.to_dict()
+    if not run["error"]:
+        to_target = ""
+        if plan.target is not None:
+            to_target = (f"target at {run['steps_to_target']} steps, {fmt(run['wall_s_to_target'], 1)} s; "
+                         if run["reached"] else "target not reached; ")
+        log(f"{rec.name}: done: {to_target}{run['env_steps']} steps at {fmt(run['env_steps_per_s'])} steps/s, "
+            f"setup {fmt(run['setup_s'], 1)} s")
+    return run
+
+
+def run_plan(plan: Plan, results: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Runs every available contender on every seed, one at a time; results.json after each run."""
+    json_path = out / RESULTS_JSON
+    contenders = available_contenders(plan, results)
+    write_json(json_path, results)
+    session = plan.session(contenders, results) if plan.session and contenders else nullcontext()
+    try:
+        with session:
+            if plan.warmup and contenders:
+                log(f"warm-up (untimed): {', '.join(dict.fromkeys(c.name for c in contenders))}")
+                t0 = time.perf_counter()
+                plan.warmup(contenders)
+                results["timings"]["warmup_s"] = time.perf_counter() - t0
+                log(f"warm-up: {results['timings']['warmup_s']:.1f} s")
+            # Seed-major: contenders alternate, so slow drift in the machine's load
+            # is shared out; one run at a time, never in parallel.
+            for seed in plan.seeds:
+                for contender in contenders:
+                    results["runs"].append(run_one(contender, seed, plan))
+                    write_json(json_path, results)
+        results["status"] = "failed" if any(r.get("error") for r in results["runs"]) else "finished"
+    except KeyboardInterrupt:
+        log("interrupted: writing what has finished")
+        results["status"] = "interrupted"
+    except Exception as exc:  # noqa: BLE001 - session or warm-up failed: keep what there is
+        traceback.print_exc()
+        results["status"] = "failed"
+        results["error"] = f"{type(exc).__name__}: {exc}"
+    results["machine"]["load_avg_end"] = load_avg()
+    results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    write_json(json_path, results)
+    return results
+
+
+def log_to_mlflow(results: dict[str, Any], files: list[Path], args: argparse.Namespace) -> None:
+    """The MLflow copy: a failure is reported and noted in results.json, the files stay."""
+    try:
+        info = log_benchmark(results, files, tracking_uri=args.tracking_uri, experiment=args.experiment)
+    except Exception as exc:  # noqa: BLE001 - the results files are written already
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log(f"MLflow logging failed, results files kept: {type(exc).__name__}: {first[:300]}")
+        results["mlflow"] = {"error": f"{type(exc).__name__}: {first[:300]}"}
+    else:
+        log(f"MLflow: experiment {info['experiment']!r}, run {info['run_id']} at {info['tracking_uri']}")
+        results["mlflow"] = info
+    if files and files[0].name == RESULTS_JSON:
+        write_json(files[0], results)
+
+
+def main(bench: Benchmark, argv: list[str] | None = None) -> int:
+    p = parser(bench)
+    args = p.parse_args(argv)
+    if args.from_json is not None:
+        try:
+            results = load_results(args.from_json)
+        except (OSError, ValueError) as exc:
+            p.error(f"--from-json: {exc}")
+        write_report(bench, results, args.out or args.from_json.resolve().parent)
+        print(bench.render(results))
+        return 0
+
+    if args.mlflow:
+        from rlfrontier.tracking import check_tracking_uri, resolve_tracking_uri
+        from rlfrontier.validation import BadInput
+
+        try:
+            check_tracking_uri(resolve_tracking_uri(args.tracking_uri))
+        except BadInput as exc:
+            p.error(f"{exc} (or --no-mlflow)")
+    plan = bench.plan(args)
+    out: Path = args.out or bench.default_out
+    out.mkdir(parents=True, exist_ok=True)
+    command = list(sys.argv) if argv is None else [sys.argv[0], *argv]
+    results = run_plan(plan, new_results(bench, plan, command), out)
+    files = write_report(bench, results, out)
+    if args.mlflow:
+        log_to_mlflow(results, files, args)
+    print(bench.render(results))
+    return 0 if results["status"] == "finished" else 1

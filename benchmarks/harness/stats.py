@@ -1,0 +1,143 @@
+"""Summaries over seeds: k of n reaching the target, censored medians, ratios against a reference.
+
+A run that never reached the target counts as infinitely slow: its median is
+"never" when at least half the runs failed, so a contender cannot look fast
+by its lucky seeds alone.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Median, min and max of values where None means "never" (counted as +inf).
+
+    `median` and `max` are None when they are "never"; `min` is None only when
+    no run got there. `k` values of `n` are finite.
+    """
+
+    median: float | None
+    min: float | None
+    max: float | None
+    k: int
+    n: int
+
+
+def censored_stats(values: Sequence[float | None]) -> Stats:
+    finite = [float(v) for v in values if v is not None]
+    if not values:
+        return Stats(None, None, None, 0, 0)
+    med = statistics.median(math.inf if v is None else float(v) for v in values)
+    return Stats(
+        median=None if math.isinf(med) else med,
+        min=min(finite) if finite else None,
+        max=max(finite) if len(finite) == len(values) else None,
+        k=len(finite),
+        n=len(values),
+    )
+
+
+def median(values: Iterable[float | None]) -> float | None:
+    """Median of the values that are there (None: none are)."""
+    present = [float(v) for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def group_key(group: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    return tuple((group or {}).items())
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One contender in one group over its seeds."""
+
+    contender: str
+    label: str
+    group: dict[str, Any]
+    budget: Any
+    runs: list[dict[str, Any]]
+    reached: int
+    errors: int
+    steps: Stats
+    wall_s: Stats
+    env_steps_per_s: float | None
+    setup_s: float | None
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+
+def summarize_runs(contender: str, runs: list[dict[str, Any]], *, label: str | None = None,
+                   group: dict[str, Any] | None = None, budget: Any = None) -> Summary:
+    runs = sorted(runs, key=lambda r: r["seed"])
+    ok = [r for r in runs if not r.get("error")]
+    return Summary(
+        contender=contender,
+        label=label or contender,
+        group=dict(group or {}),
+        budget=budget,
+        runs=runs,
+        reached=sum(r.get("steps_to_target") is not None for r in runs),
+        errors=len(runs) - len(ok),
+        steps=censored_stats([r.get("steps_to_target") for r in runs]),
+        wall_s=censored_stats([r.get("wall_s_to_target") for r in runs]),
+        env_steps_per_s=median(r.get("env_steps_per_s") for r in ok),
+        setup_s=median(r.get("setup_s") for r in ok),
+    )
+
+
+def summarize(results: dict[str, Any]) -> list[Summary]:
+    """One Summary per (contender, group) of results.json, in the order the contenders were declared."""
+    declared = {(c["name"], group_key(c.get("group"))): c for c in results.get("contenders", [])}
+    by_key: dict[tuple[str, tuple], list[dict[str, Any]]] = {}
+    for run in results["runs"]:
+        by_key.setdefault((run["contender"], group_key(run.get("group"))), []).append(run)
+    order = list(declared) + [k for k in by_key if k not in declared]
+    out = []
+    for key in order:
+        if key not in by_key:
+            continue  # declared but skipped or not run yet
+        spec = declared.get(key, {})
+        out.append(summarize_runs(key[0], by_key[key], label=spec.get("label"), group=dict(key[1]),
+                                  budget=spec.get("budget")))
+    return out
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A contender's medians over the reference contender's, in the same group (None: n/a)."""
+
+    summary: Summary
+    reference: Summary
+    steps: float | None
+    wall_s: float | None
+    env_steps_per_s: float | None
+
+
+def ratios_vs(summaries: Sequence[Summary], reference: str) -> list[Ratio]:
+    refs = {group_key(s.group): s for s in summaries if s.contender == reference}
+    out = []
+    for s in summaries:
+        ref = refs.get(group_key(s.group))
+        if ref is None or s is ref:
+            continue
+        out.append(Ratio(
+            summary=s,
+            reference=ref,
+            steps=ratio(s.steps.median, ref.steps.median),
+            wall_s=ratio(s.wall_s.median, ref.wall_s.median),
+            env_steps_per_s=ratio(s.env_steps_per_s, ref.env_steps_per_s),
+        ))
+    return out

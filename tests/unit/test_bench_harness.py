@@ -1,0 +1,323 @@
+"""The benchmark harness (benchmarks/harness): recorder arithmetic, summaries, tables, --from-json, MLflow.
+
+No training: the contenders here are scripted curves that take milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import harness  # noqa: E402
+from harness import record  # noqa: E402
+from harness.runner import RESULTS_JSON, RESULTS_MD, log_to_mlflow  # noqa: E402
+
+TARGET = 450.0
+
+
+class FakeTime:
+    """perf_counter under the test's control."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeTime:
+    fake = FakeTime()
+    monkeypatch.setattr(record.time, "perf_counter", fake)
+    return fake
+
+
+# Recorder -----------------------------------------------------------------------------------------------
+
+
+def test_steps_and_wall_clock_to_target_are_the_first_point_at_or_above_it():
+    points = [
+        {"env_steps": 1000, "wall_s": 2.0, "eval_return": 100.0},
+        {"env_steps": 2000, "wall_s": 4.0, "eval_return": None},  # a throughput point: no evaluation
+        {"env_steps": 3000, "wall_s": 6.5, "eval_return": 450.0},
+        {"env_steps": 4000, "wall_s": 9.0, "eval_return": 500.0},
+    ]
+    assert harness.steps_to_target(points, TARGET) == 3000
+    assert harness.wall_s_to_target(points, TARGET) == 6.5
+    assert harness.steps_to_target(points, 501.0) is None
+    assert harness.steps_to_target(points, None) is None
+    assert harness.env_steps_per_s(4000, 8.0) == 500.0
+    assert harness.env_steps_per_s(4000, 0.0) is None
+
+
+def test_recorder_schedule_clock_and_derived_figures(clock):
+    rec = harness.Recorder(contender="a", seed=3, budget=5000, target=TARGET, eval_every=2000, quiet=True)
+    with rec.setup():
+        clock.now += 1.5  # building the algorithm: setup_s, not training
+    rec.start()
+    assert not rec.due(1999)
+    assert rec.due(2100)
+
+    def evaluation(ret: float, cost_s: float):
+        def evaluate() -> float:
+            clock.now += cost_s  # evaluating: outside the training clock
+            return ret
+        return evaluate
+
+    clock.now += 10.0
+    assert rec.evaluate(2100, evaluation(200.0, 3.0)) is False
+    assert not rec.due(3999) and rec.due(4000)  # next multiple of eval_every, not 2100 + 2000
+    clock.now += 10.0
+    assert rec.evaluate(4200, evaluation(460.0, 3.0)) is True
+    rec.stop(4200, iterations=4)
+    clock.now += 50.0  # after stop the clock stands still
+    run = rec.to_dict()
+    assert run["setup_s"] == pytest.approx(1.5)
+    assert run["eval_s"] == pytest.approx(6.0)
+    assert [p["wall_s"] for p in run["points"]] == pytest.approx([10.0, 20.0])
+    assert run["steps_to_target"] == 4200 and run["wall_s_to_target"] == pytest.approx(20.0)
+    assert run["train_wall_s"] == pytest.approx(20.0)  # both evaluations (6 s) left out
+    assert run["env_steps_per_s"] == pytest.approx(4200 / 20.0)
+    assert run["reached"] and run["extra"] == {"iterations": 4} and run["error"] is None
+
+
+def test_recorder_due_at_budget_end_and_final_evaluation_once(clock):
+    rec = harness.Recorder(contender="a", seed=0, budget=3000, target=TARGET, eval_every=2000, quiet=True)
+    rec.start()
+    assert rec.due(3000)  # the end of the budget is always evaluated
+    assert rec.evaluate(3000, lambda: 10.0) is False
+    assert rec.evaluate_at_end(3000, lambda: pytest.fail("evaluated twice at one step count")) is False
+    assert rec.evaluate_at_end(3100, lambda: 20.0) is False
+    assert [p["env_steps"] for p in rec.points] == [3000, 3100]
+
+
+def test_recorder_failure_keeps_the_points(clock):
+    rec = harness.Recorder(contender="a", seed=0, budget=3000, target=TARGET, quiet=True)
+    rec.start()
+    rec.record(500, eval_return=9.0)
+    rec.fail(RuntimeError("boom"))
+    run = rec.to_dict()
+    assert run["error"] == "RuntimeError: boom" and run["env_steps"] == 500 and len(run["points"]) == 1
+
+
+# Summaries --------------------------------------------------------------------------------------------------
+
+
+def test_censored_stats_count_never_as_slowest():
+    s = harness.censored_stats([300.0, None, 100.0])
+    assert (s.median, s.min, s.max, s.k, s.n) == (300.0, 100.0, None, 2, 3)
+    s = harness.censored_stats([None, None, 5.0])
+    assert (s.median, s.min, s.max, s.k) == (None, 5.0, None, 1)  # median run never got there
+    s = harness.censored_stats([1.0, 2.0, 3.0, 4.0])
+    assert (s.median, s.min, s.max) == (2.5, 1.0, 4.0)
+    assert harness.censored_stats([]).n == 0
+
+
+def _run(contender, seed, steps, wall, speed, *, group=None, error=None):
+    return {"contender": contender, "group": group or {}, "seed": seed, "target": TARGET,
+            "steps_to_target": steps, "wall_s_to_target": wall, "reached": steps is not None,
+            "env_steps_per_s": speed, "setup_s": 1.0, "error": error, "points": []}
+
+
+def _results(runs, *, reference="ref"):
+    names = list(dict.fromkeys(r["contender"] for r in runs))
+    return {"benchmark": "unit", "target": TARGET, "reference": reference, "runs": runs,
+            "contenders": [{"name": n, "label": n.upper(), "budget": 10_000, "group": {}} for n in names]}
+
+
+RUNS = [
+    _run("ref", 0, 1000, 10.0, 100.0), _run("ref", 1, 3000, 30.0, 100.0), _run("ref", 2, 2000, 20.0, 100.0),
+    _run("other", 0, 4000, 20.0, 200.0), _run("other", 1, None, None, 200.0),
+    _run("other", 2, 8000, 40.0, None, error="RuntimeError: x"),
+]
+
+
+def test_summaries_k_of_n_medians_and_ratios():
+    ref, other = harness.summarize(_results(RUNS))
+    assert (ref.contender, ref.label, ref.reached, ref.n) == ("ref", "REF", 3, 3)
+    assert (ref.steps.median, ref.wall_s.median, ref.env_steps_per_s) == (2000.0, 20.0, 100.0)
+    # other: 4000, never, 8000 (that run raised after reaching; it still counts where it got).
+    assert (other.reached, other.n, other.errors) == (2, 3, 1)
+    assert (other.steps.median, other.steps.min, other.steps.max) == (8000.0, 4000.0, None)
+    assert other.env_steps_per_s == 200.0  # the failed run's throughput is left out
+    (r,) = harness.ratios_vs([ref, other], "ref")
+    assert r.summary is other and (r.steps, r.wall_s, r.env_steps_per_s) == (4.0, 2.0, 2.0)
+
+
+def test_ratios_only_within_a_group():
+    runs = [_run("ref", 0, 1000, 1.0, 10.0, group={"size": 10}), _run("b", 0, 3000, 3.0, 10.0, group={"size": 10}),
+            _run("b", 0, 5000, 5.0, 10.0, group={"size": 20})]
+    ratios = harness.ratios_vs(harness.summarize(_results(runs)), "ref")
+    assert [(r.summary.group, r.steps) for r in ratios] == [({"size": 10}, 3.0)]
+
+
+# Tables ---------------------------------------------------------------------------------------------------------
+
+
+def test_summary_and_ratio_tables_render():
+    summaries = harness.summarize(_results(RUNS))
+    table = harness.summary_table(summaries, harness.standard_columns("450"))
+    assert table.splitlines() == [
+        "| contender | reached 450 | env steps to 450: median (min–max) | wall-clock to 450 (s): median (min–max) "
+        "| median env steps/s | median setup (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| REF | 3/3 | 2,000 (1,000–3,000) | 20.0 (10.0–30.0) | 100 | 1.0 |",
+        "| OTHER | 2/3 | 8,000 (4,000–never) | 40.0 (20.0–never) | 200 | 1.0 |",
+    ]
+    ratios = harness.ratio_table(summaries, "ref")
+    assert "| OTHER | 4.00× | 2.00× | 2.00× |" in ratios.splitlines()
+    lines = harness.per_run_lines(summaries, lambda r: harness.fmt(r["steps_to_target"]))
+    assert lines[1] == "- OTHER: s0: 4,000, s1: —, s2: error"
+
+
+def test_fmt_stats_never_and_single_seed():
+    assert harness.fmt_stats(harness.censored_stats([None, None])) == "never"
+    assert harness.fmt_stats(harness.censored_stats([1234.0])) == "1,234"
+    assert harness.fmt_stats(harness.censored_stats([None, 5.0, None]), 1) == "never (5.0–never)"
+
+
+# A whole invocation, --from-json, MLflow ---------------------------------------------------------------------
+
+
+def scripted(curve: dict[int, float], *, fail: bool = False):
+    """A contender whose greedy return after N env steps is curve[N] (1000-step iterations)."""
+    def run(seed: int, budget: int, rec: harness.Recorder) -> None:
+        with rec.setup():
+            pass
+        rec.start()
+        steps = 0
+        while steps < budget:
+            steps += 1000
+            if fail and steps > 1000:
+                raise RuntimeError("learner died")
+            if rec.due(steps) and rec.evaluate(steps, lambda: curve.get(steps, 0.0) + seed):
+                break
+        rec.stop(steps)
+    return run
+
+
+def unit_benchmark(*, broken: bool = False) -> harness.Benchmark:
+    def add_arguments(p):
+        p.add_argument("--seeds", type=harness.positive_int, default=2)
+
+    def plan(args):
+        contenders = [
+            harness.Contender(name="fast", run=scripted({2000: 300.0, 4000: 460.0}), budget=6000, label="Fast"),
+            harness.Contender(name="slow", run=scripted({6000: 100.0}), budget=6000, label="Slow"),
+            harness.Contender(name="missing", run=scripted({}), budget=6000, available=lambda: "not installed here"),
+        ]
+        if broken:
+            contenders.append(harness.Contender(name="broken", run=scripted({}, fail=True), budget=6000))
+        return harness.Plan(contenders=contenders, seeds=range(args.seeds), settings={"env": "Scripted-v0"},
+                            target=TARGET, eval_every=2000, reference="fast")
+
+    def render(results):
+        summaries = harness.summarize(results)
+        return "\n".join([harness.machine_line(results), "",
+                          harness.summary_table(summaries, harness.standard_columns("450")), "",
+                          harness.ratio_table(summaries, "fast") or "", *harness.notes(results), ""])
+
+    def plot(results, path):
+        return harness.plot_learning_curves(results, path, ylabel="return", title="unit", loglog=True)
+
+    return harness.Benchmark(name="unit", doc="unit benchmark", default_out=Path("unused"),
+                             add_arguments=add_arguments, plan=plan, render=render, plots={"curves.png": plot})
+
+
+def test_invocation_writes_results_and_from_json_rerenders_them(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert harness.main(unit_benchmark(), ["--seeds", "2", "--out", str(out), "--no-mlflow"]) == 0
+    results = json.loads((out / RESULTS_JSON).read_text())
+    assert results["benchmark"] == "unit" and results["status"] == "finished"
+    assert results["command"][1:] == ["--seeds", "2", "--out", str(out), "--no-mlflow"]
+    machine = results["machine"]
+    for key in ("cpu_model", "cpu_count", "load_avg_start", "load_avg_end", "python", "git_commit", "git_dirty"):
+        assert key in machine
+    assert machine["versions"]["torch"] and machine["versions"]["ray"]
+    assert results["skipped"] == {"missing": "not installed here"}
+    assert [(r["contender"], r["seed"]) for r in results["runs"]] == [("fast", 0), ("slow", 0), ("fast", 1),
+                                                                       ("slow", 1)]
+    fast0 = results["runs"][0]
+    assert fast0["steps_to_target"] == 4000 and [p["env_steps"] for p in fast0["points"]] == [2000, 4000]
+    assert results["runs"][1]["steps_to_target"] is None and results["runs"][1]["env_steps"] == 6000
+    md = (out / RESULTS_MD).read_text()
+    assert "| Fast | 2/2 | 4,000 (4,000–4,000) |" in md and "| Slow | 0/2 | never | never |" in md
+    assert "- missing skipped: not installed here" in md
+    assert (out / "curves.png").stat().st_size > 0
+    assert md in capsys.readouterr().out
+
+    again = tmp_path / "again"
+    assert harness.main(unit_benchmark(), ["--from-json", str(out / RESULTS_JSON), "--out", str(again)]) == 0
+    assert (again / RESULTS_MD).read_text() == md
+    assert (again / "curves.png").is_file() and not (again / RESULTS_JSON).exists()
+
+
+def test_a_failing_run_is_recorded_and_the_exit_code_is_1(tmp_path):
+    out = tmp_path / "out"
+    assert harness.main(unit_benchmark(broken=True), ["--seeds", "1", "--out", str(out), "--no-mlflow"]) == 1
+    results = json.loads((out / RESULTS_JSON).read_text())
+    broken = results["runs"][-1]
+    assert results["status"] == "failed"
+    assert broken["contender"] == "broken" and broken["error"] == "RuntimeError: learner died"
+    assert "- broken seed 0 failed: RuntimeError: learner died" in (out / RESULTS_MD).read_text()
+
+
+def test_from_json_refuses_a_file_that_is_not_harness_results(tmp_path):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"meta": {}, "cells": []}))
+    with pytest.raises(SystemExit) as exc:
+        harness.main(unit_benchmark(), ["--from-json", str(path)])
+    assert exc.value.code == 2
+
+
+def test_invocation_is_one_mlflow_run_with_a_child_per_run(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # MLflow puts a SQLite store's artifacts under ./mlruns
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "out"
+    argv = ["--seeds", "2", "--out", str(out), "--tracking-uri", uri, "--experiment", "bench-unit"]
+    assert harness.main(unit_benchmark(), argv) == 0
+
+    results = json.loads((out / RESULTS_JSON).read_text())
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("bench-unit")
+    assert results["mlflow"]["run_id"] and results["mlflow"]["experiment"] == "bench-unit"
+    parent = client.get_run(results["mlflow"]["run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["benchmark"] == "unit"
+    params, metrics = parent.data.params, parent.data.metrics
+    assert params["benchmark"] == "unit" and params["contenders"] == "fast,slow,missing"
+    assert params["seeds"] == "[0, 1]" and params["settings/env"] == "Scripted-v0"
+    assert "machine/cpu_model" in params and json.loads(params["budgets"]) == {"fast": 6000, "slow": 6000,
+                                                                                "missing": 6000}
+    assert metrics["fast/reached"] == 2 and metrics["fast/median_steps_to_target"] == 4000
+    assert metrics["slow/reached"] == 0 and "slow/median_steps_to_target" not in metrics
+    assert "slow/steps_to_target_vs_fast" not in metrics and "slow/env_steps_per_s_vs_fast" in metrics
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {RESULTS_JSON, RESULTS_MD, "curves.png"} <= artifacts
+
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(c.info.run_name for c in children) == ["fast seed 0", "fast seed 1", "slow seed 0", "slow seed 1"]
+    fast0 = next(c for c in children if c.info.run_name == "fast seed 0")
+    assert fast0.data.metrics["steps_to_target"] == 4000
+    curve = client.get_metric_history(fast0.info.run_id, "curve/eval_return")
+    assert [(m.step, m.value) for m in curve] == [(2000, 300.0), (4000, 460.0)]
+
+
+def test_mlflow_failure_keeps_the_results_files(tmp_path):
+    out = tmp_path / "out"
+    assert harness.main(unit_benchmark(), ["--seeds", "1", "--out", str(out), "--no-mlflow"]) == 0
+    results = json.loads((out / RESULTS_JSON).read_text())
+    files = [out / RESULTS_JSON, out / RESULTS_MD]
+    (tmp_path / "a_file").write_text("")  # the store's folder cannot be made under a file
+    args = type("Args", (), {"tracking_uri": f"sqlite:///{tmp_path}/a_file/mlflow.db", "experiment": "x"})()
+    log_to_mlflow(results, files, args)
+    kept = json.loads((out / RESULTS_JSON).read_text())
+    assert "error" in kept["mlflow"] and kept["runs"] == results["runs"]
+    assert (out / RESULTS_MD).is_file()
