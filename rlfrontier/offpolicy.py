@@ -7,7 +7,9 @@ sample episode chunks from the EnvRunners, add their one-step transitions,
 run `training_intensity * sampled / batch` SGD updates in one learner-group
 call (one minibatch per update) on n-step transitions the buffer folds when
 sampling, then sync the EnvRunners. Algorithms add per-transition columns
-(e.g. bootstrap masks) through a hook.
+(e.g. bootstrap masks) through a hook. `TargetSyncLearner` is the learner
+base: gradient updates counted, target networks synced by them, and
+learner-only modules (rlfrontier.modules) trained on the policy's minibatches.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ray.rllib.utils.metrics import (
 )
 from ray.rllib.utils.numpy import convert_to_numpy
 
-from rlfrontier import replay, seeding
+from rlfrontier import modules, replay, seeding
 from rlfrontier.validation import check_choice, check_range
 
 # Result keys, defined once here.
@@ -229,6 +231,9 @@ def replay_training_step(
         # Rows come shuffled (see TransitionReplayBuffer.sample): every learner's
         # shard and every minibatch of it is drawn from the whole buffer.
         sampled = algo.replay_buffer.sample(num_updates * batch_size, beta=beta, reward_hook=reward_hook)
+        # Keyed by the policy module only: the learner hands every learner-only
+        # module the same minibatch tensors (TargetSyncLearner._update), so the
+        # arrays are not sliced, converted or shipped to learners once per module.
         train_batch = MultiAgentBatch(
             {DEFAULT_MODULE_ID: SampleBatch(sampled)}, env_steps=len(sampled[replay.OBS])
         )
@@ -247,10 +252,11 @@ def replay_training_step(
         algo.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
 
     with algo.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-        modules = set(learner_results[0].keys()) - {ALL_MODULES}
+        # EnvRunners hold no learner-only module: do not fetch and ship its weights.
+        acting = set(learner_results[0].keys()) - {ALL_MODULES} - modules.learner_only_module_ids(cfg)
         algo.env_runner_group.sync_weights(
             from_worker_or_learner_group=algo.learner_group,
-            policies=modules,
+            policies=acting,
             inference_only=True,
         )
 
@@ -292,11 +298,16 @@ def sync_target_networks(learner, num_updates: int) -> None:
     RLlib's DQN counts its target period in sampled env steps, so the number of
     updates between syncs silently changes with the replay ratio; here the
     period is in gradient updates. With tau < 1 the sync is Polyak averaging.
+    Only modules with targets (TargetNetworkAPI) sync and count; a learner-only
+    module has none.
     """
     for module_id, module in learner.module._rl_modules.items():
+        module = module.unwrapped()
+        if not isinstance(module, TargetNetworkAPI):
+            continue
         config = learner.config.get_config_for_module(module_id)
         if num_updates % config.target_update_interval == 0:
-            for main_net, target_net in module.unwrapped().get_target_network_pairs():
+            for main_net, target_net in module.get_target_network_pairs():
                 update_target_network(main_net=main_net, target_net=target_net, tau=config.tau)
             learner.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
         learner.metrics.log_value((module_id, NUM_UPDATES), 1, reduce="lifetime_sum")
@@ -308,6 +319,11 @@ class TargetSyncLearner(Learner):
     The shared base of the project's value-based learners (a runtime piece,
     like ReplayConfig; no algorithm's learner inherits another's). One call of
     `_update` is one SGD step; checkpoints keep the count.
+
+    Beside the policy module (QNetAPI and TargetNetworkAPI, the algorithm's
+    loss and optimizers) it trains learner-only modules (rlfrontier.modules):
+    each brings its own loss and optimizers and learns from the policy
+    module's minibatch.
     """
 
     def build(self) -> None:
@@ -316,8 +332,18 @@ class TargetSyncLearner(Learner):
             lambda mid, mod: mod.make_target_networks() if isinstance(mod, TargetNetworkAPI) else None
         )
         self._num_updates = 0
+        # From the config: RLlib 2.60's RLModuleSpec.build() does not pass
+        # `learner_only` on, so every built module says learner_only=False.
+        self._learner_only_ids = tuple(sorted(modules.learner_only_module_ids(self.config)))
+
+    def configure_optimizers(self) -> None:
+        # TorchLearner would hand every torch module to the policy's
+        # configure_optimizers_for_module (see rlfrontier.modules).
+        modules.configure_optimizers(self, policy_apis=self.rl_module_required_apis())
 
     def _update(self, batch: dict[str, Any], **kwargs):
+        if self._learner_only_ids and DEFAULT_MODULE_ID in batch:
+            batch = modules.share_policy_batch(batch, self._learner_only_ids)
         result = super()._update(batch, **kwargs)
         self._num_updates += 1
         sync_target_networks(self, self._num_updates)

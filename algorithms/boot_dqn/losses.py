@@ -57,7 +57,10 @@ def masked_td_loss(
 
     L = (1/K) sum_k [ sum_b w_b m_bk l(q_kb - y_kb) / max(1, sum_b m_bk) ]:
     head k sees its own resample of the batch, and its loss is a mean over it,
-    so a head's gradient scale does not depend on K or on the mask probability.
+    so a head's gradient does not depend on the mask probability. The 1/K
+    makes each head's gradient K times smaller than alone (Osband et al. 2016
+    normalise by K too); Adam's per-parameter step cancels the scale, but a
+    global grad_clip is shared by all heads.
 
     Args:
         q_taken: Q_k(s, a) of the replayed actions, [K, B].
@@ -68,8 +71,10 @@ def masked_td_loss(
 
     Returns:
         (loss, td_error): the scalar loss and the per-transition TD error
-        averaged over the heads that kept it, [B] (0 where no head did), for
-        replay priorities.
+        averaged over the heads that kept it, [B], for replay priorities;
+        where no head kept a transition, the mean over all heads (a zero
+        would give it priority epsilon: never replayed again, and pinning the
+        minimum probability that every importance weight is normalised by).
     """
     td = q_taken - targets  # [K, B]
     if huber_delta is None:
@@ -81,7 +86,8 @@ def masked_td_loss(
         per_element = per_element * weights.unsqueeze(0)
     per_head = (per_element * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
     kept = m.sum(dim=0)  # [B]
-    td_error = (td.detach().abs() * m).sum(dim=0) / kept.clamp(min=1.0)
+    abs_td = td.detach().abs()
+    td_error = torch.where(kept > 0, (abs_td * m).sum(dim=0) / kept.clamp(min=1.0), abs_td.mean(dim=0))
     return per_head.mean(), td_error
 
 

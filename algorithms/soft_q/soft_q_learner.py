@@ -5,7 +5,8 @@ from __future__ import annotations
 from rlfrontier import offpolicy
 
 # Metric keys, defined once beside their owner.
-QF_LOSS = "qf_loss"
+QF_LOSS = "qf_loss"  # the first Q head's TD loss
+QF_TWIN_LOSS = "qf_twin_loss"  # the twin head's (clipped double Q)
 ALPHA_LOSS = "alpha_loss"
 ALPHA = "alpha"
 ENTROPY = "policy_entropy"

@@ -80,3 +80,12 @@ def test_head_diversity_counts_states_where_heads_disagree():
     assert losses.head_diversity(agree).item() == 0.0
     half = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [3.0, 0.0]]])
     assert losses.head_diversity(half).item() == pytest.approx(0.5)
+
+
+def test_a_transition_no_head_kept_gets_the_mean_td_error_of_all_heads_as_priority():
+    # Priority |td| + eps with td 0 would leave it at eps for ever (never replayed,
+    # and the smallest probability that normalises every importance weight).
+    q_taken = torch.tensor([[1.0, 2.0], [3.0, 6.0]])  # [K=2, B=2]
+    masks = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # b1 kept by no head
+    _, td_error = losses.masked_td_loss(q_taken=q_taken, targets=torch.zeros(2, 2), masks=masks, huber_delta=None)
+    torch.testing.assert_close(td_error, torch.tensor([1.0, (2.0 + 6.0) / 2]))

@@ -179,6 +179,13 @@ def make_greedy_actions_disagree(module) -> None:
         target_last.bias[:, 0, 0] += 7.0 * torch.arange(1, HEADS + 1)
 
 
+def expected_priorities(td: torch.Tensor, masks: np.ndarray) -> torch.Tensor:
+    """Mean |TD error| over the heads that kept each row; over all heads for a row none kept."""
+    m = torch.as_tensor(masks).t()
+    kept = m.sum(0)
+    return torch.where(kept > 0, (td.abs() * m).sum(0) / kept.clamp(min=1), td.abs().mean(0))
+
+
 def test_per_head_target_is_double_dqn_online_argmax_target_evaluation(env):
     learner = make_learner(env)
     module = module_of(learner)
@@ -197,7 +204,8 @@ def test_per_head_target_is_double_dqn_online_argmax_target_evaluation(env):
     rows = np.arange(BATCH - 1)
     torch.testing.assert_close(torch.as_tensor(priority[:-1], dtype=torch.float32),
                                td[rows % HEADS, rows].abs(), rtol=1e-5, atol=1e-4)
-    assert priority[-1] == 0.0  # no head kept it
+    # No head kept it: the mean over all heads (never 0, which would leave it at epsilon).
+    assert priority[-1] == pytest.approx(td[:, -1].abs().mean().item(), rel=1e-5)
     torch.testing.assert_close(loss.detach(), hand_masked_loss(td, batch), rtol=1e-5, atol=1e-4)
 
     # The check tells double DQN from the other targets: each gives another loss.
@@ -225,11 +233,10 @@ def test_masked_loss_is_each_heads_mean_over_its_kept_rows_averaged_over_heads(e
 
     loss, _, priority, _ = loss_and_priorities(learner, batch)
     torch.testing.assert_close(loss.detach(), hand_masked_loss(td, batch), rtol=1e-5, atol=1e-6)
-    # Priorities: mean |TD error| over the heads that kept the row, 0 where none did.
-    m = torch.as_tensor(masks).t()
-    expected = (td.abs() * m).sum(0) / m.sum(0).clamp(min=1)
+    # Priorities: mean |TD error| over the heads that kept the row, over all heads where none did.
+    expected = expected_priorities(td, masks)
     torch.testing.assert_close(torch.as_tensor(priority, dtype=torch.float32), expected, rtol=1e-5, atol=1e-6)
-    assert priority[5] == 0.0
+    assert priority[5] == pytest.approx(td[:, 5].abs().mean().item(), rel=1e-5)
 
 
 def test_update_hands_back_priorities_matched_with_buffer_indexes(env):
@@ -238,8 +245,7 @@ def test_update_hands_back_priorities_matched_with_buffer_indexes(env):
     masks = random_masks(3)
     batch = deep_sea_batch(env, masks, seed=3)
     td = hand_q_taken(module, batch) - hand_double_q_targets(module, batch)
-    m = torch.as_tensor(masks).t()
-    expected = (td.abs() * m).sum(0) / m.sum(0).clamp(min=1)
+    expected = expected_priorities(td, masks)
 
     results = update(learner, batch)
     indexes, priority = offpolicy.pop_priority_inputs([results])

@@ -20,6 +20,7 @@ from rlfrontier.algorithms.soft_q.soft_q_learner import (
     ENTROPY,
     Q_MEAN,
     QF_LOSS,
+    QF_TWIN_LOSS,
     SoftQLearner,
 )
 from rlfrontier.algorithms.soft_q.torch.soft_q_torch_rl_module import (
@@ -69,6 +70,7 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
             huber_delta=config.huber_delta,
         )
         total = qf_loss
+        metrics = {}
         if Q_VALUES_TWIN in fwd_out:
             q_twin_taken = fwd_out[Q_VALUES_TWIN].gather(-1, actions).squeeze(-1)
             twin_loss, twin_td = losses.td_loss(
@@ -78,10 +80,11 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
                 huber_delta=config.huber_delta,
             )
             total = total + twin_loss
+            metrics[QF_TWIN_LOSS] = twin_loss
             td_error = losses.twin_priority_td_error(td_error=td_error, td_error_twin=twin_td)
 
         entropy = losses.policy_entropy(q=q.detach(), alpha=alpha)
-        metrics = {
+        metrics |= {
             QF_LOSS: qf_loss,
             ALPHA: alpha,
             ENTROPY: entropy.mean(),
