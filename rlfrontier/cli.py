@@ -8,6 +8,7 @@ import math
 import sys
 from typing import Any
 
+from rlfrontier import spec
 from rlfrontier.validation import BadInput
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -53,42 +54,52 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser("train", help="train one algorithm on one env (one Tune trial, tracked in MLflow)")
-    p.add_argument("algo")
-    p.add_argument("--env", required=True)
-    p.add_argument("--env-config", nargs="*", default=[], metavar="K=V")
-    p.add_argument("--config", dest="config_file", metavar="FILE.yaml", help="AlgorithmConfig settings")
-    p.add_argument("--set", dest="overrides", nargs="*", default=[], action="extend", metavar="K=V")
-    p.add_argument("--stop-timesteps", type=int)
-    p.add_argument("--stop-iters", type=int)
-    p.add_argument("--stop-reward", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--num-env-runners", type=int)
-    p.add_argument("--num-envs-per-env-runner", type=int)
-    p.add_argument("--num-learners", type=int)
-    p.add_argument("--gpus-per-learner", type=float)
-    # Defaults (None here): rlfrontier.configure's evaluation budget.
-    p.add_argument("--eval-interval", type=int, help="iterations between evaluations (0: none; default 5)")
-    p.add_argument("--eval-episodes", type=int, help="greedy episodes per evaluation, run side by side (default 10)")
-    p.add_argument("--checkpoint-every", type=int, default=10, help="iterations between checkpoints")
-    p.add_argument("--restore", metavar="CHECKPOINT", help="continue a run, or fine-tune its policy on another env")
+    p.set_defaults(spec_fields={})
+    _field(p, "algo", field="algo")
+    _field(p, "--env", field="env", required=True)
+    _field(p, "--env-config", field="env_config", nargs="*", default=[], metavar="K=V")
+    _field(p, "--config", field="config_file", dest="config_file", metavar="FILE.yaml", help="AlgorithmConfig settings")
+    _field(p, "--set", field="config", dest="overrides", nargs="*", default=[], action="extend", metavar="K=V",
+           help="AlgorithmConfig settings, after --config's (a dotted key reaches into a mapping: a.b=1)")
+    _field(p, "--stop-timesteps", field="stop.timesteps", type=int)
+    _field(p, "--stop-iters", field="stop.iterations", type=int)
+    _field(p, "--stop-reward", field="stop.reward", type=float)
+    _field(p, "--seed", field="seed", type=int, help="default: drawn at random (and reported)")
+    _field(p, "--num-env-runners", field="resources.num_env_runners", type=int)
+    _field(p, "--num-envs-per-env-runner", field="resources.num_envs_per_env_runner", type=int)
+    _field(p, "--num-learners", field="resources.num_learners", type=int)
+    _field(p, "--gpus-per-learner", field="resources.gpus_per_learner", type=float)
+    _field(p, "--eval-interval", field="evaluation.interval", type=int,
+           help=f"iterations between evaluations (0: none; default {spec.default_of('evaluation.interval')})")
+    _field(p, "--eval-episodes", field="evaluation.episodes", type=int,
+           help=f"greedy episodes per evaluation, run side by side (default {spec.default_of('evaluation.episodes')})")
+    _field(p, "--checkpoint-every", field="checkpoint_every", type=int,
+           help=f"iterations between checkpoints (default {spec.default_of('checkpoint_every')})")
+    _field(p, "--restore", field="restore", metavar="CHECKPOINT", help="continue a run, or fine-tune its policy on another env")
     p.add_argument("--demos", metavar="PATH", help="demonstrations (algorithms that learn from them)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
-    p.add_argument("--experiment", default="rlfrontier", help="MLflow experiment name")
-    p.add_argument("--storage-path", default="ray_results", help="Tune storage (checkpoints)")
-    p.add_argument("--max-failures", type=int, default=0, help="trial restarts from its last checkpoint")
+    _field(p, "--tracking-uri", field="tracking_uri",
+           help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    _field(p, "--experiment", field="experiment", help=f"MLflow experiment name (default {spec.default_of('experiment')})")
+    _field(p, "--storage-path", field="storage_path",
+           help=f"Tune storage (checkpoints; default {spec.default_of('storage_path')})")
+    _field(p, "--max-failures", field="max_failures", type=int,
+           help=f"trial restarts from its last checkpoint (default {spec.default_of('max_failures')}; -1: no limit)")
     p.add_argument("--verbose", action="store_true", help="show Ray's and RLlib's own logs")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_common(p)
 
     p = sub.add_parser("tune", help="a Ray Tune search from a YAML file (see tune_configs/README.md)")
+    p.set_defaults(spec_fields={})
     p.add_argument("file", metavar="TUNE_CONFIG.yaml")
-    p.add_argument("--num-samples", type=int, help="override the file's num_samples")
+    _field(p, "--num-samples", field="num_samples", type=int, help="override the file's num_samples")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search (finished trials are kept)")
     p.add_argument("--register", metavar="NAME", help="register the best checkpoint in the MLflow model registry (alias 'best')")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
-    p.add_argument("--storage-path", default="ray_results", help="Tune storage (local folder or s3://, gs://)")
+    _field(p, "--tracking-uri", field="tracking_uri",
+           help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    _field(p, "--storage-path", field="storage_path",
+           help=f"Tune storage (local folder or s3://, gs://; default {spec.default_of('storage_path')})")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--quiet", action="store_true")
     _add_common(p)
@@ -148,41 +159,91 @@ def _num(value: float | None) -> str:
     return "-" if value is None else format(value, ".4g")
 
 
-def cmd_train(args) -> int:
-    from rlfrontier import configure, runs
+def _field(p: argparse.ArgumentParser, name: str, *, field: str, **kwargs) -> None:
+    """An argument that sets the RunSpec field `field` (dotted: a field of a part, e.g. stop.timesteps)."""
+    action = p.add_argument(name, **kwargs)
+    flag = name if name.startswith("-") else name.upper()
+    p.get_default("spec_fields")[action.dest] = (tuple(field.split(".")), flag)
 
-    if args.demos:
+
+def spec_flags(args) -> dict[tuple[str, ...], str]:
+    """The flag of every RunSpec field this command has one for."""
+    return dict(args.spec_fields.values())
+
+
+def _spec_input(args) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The RunSpec fields this command line gave (nested as in a tune file), and their flags."""
+    data: dict[str, Any] = {}
+    given: dict[tuple[str, ...], str] = {}
+    for dest, (path, flag) in args.spec_fields.items():
+        value = getattr(args, dest)
+        if value is None or value == []:
+            continue
+        if isinstance(value, list):  # K=V pairs
+            value = spec.parse_assignments(value, flag=flag)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        given[path] = flag
+    return data, given
+
+
+def train_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """`train --json`: the run's one trial (README, "Command line")."""
+    trial = run["trials"][0]
+    out = {
+        "algo": run["algo"],
+        "env": run["env"],
+        "seed": trial["seed"],
+        **{k: trial[k] for k in ("env_steps", "iterations", "episode_return_mean", "eval_return_mean",
+                                 "best_eval_return_mean")},
+        "wall_s": run["wall_s"],
+        **{k: trial[k] for k in ("train_wall_s", "env_steps_per_s", "checkpoint", "best_checkpoint", "mlflow_run_id")},
+        "tracking_uri": run["tracking_uri"],
+        "experiment": run["experiment"],
+        "metrics": trial["metrics"],
+        "status": "FAILED" if trial["error"] else "FINISHED",
+    }
+    if run.get("tracking_errors"):
+        out["tracking_errors"] = run["tracking_errors"]
+    return out
+
+
+def _train_failure(summary: dict[str, Any], trial: dict[str, Any]) -> str | None:
+    """The one error line of a train run that failed at run time (None: it did not)."""
+    checkpoint, best = summary["checkpoint"], summary["best_checkpoint"]
+    if trial["error"]:
+        return (
+            f"training failed: {trial['error']}; checkpoint kept: {checkpoint or 'none'}"
+            + (f" (best: {best})" if best and best != checkpoint else "")
+            + f"; MLflow run {summary['mlflow_run_id']} marked FAILED"
+        )
+    errors = summary.get("tracking_errors")
+    if errors:
+        return (
+            f"training finished but MLflow at {summary['tracking_uri']} did not take "
+            f"{len(errors)} request(s) (first: {errors[0]}); checkpoint at {checkpoint}"
+        )
+    return None
+
+
+def cmd_train(args) -> int:
+    from rlfrontier import runs
+
+    from rlfrontier.registry import DEMONSTRATIONS, get_algorithm
+
+    if args.demos and DEMONSTRATIONS not in get_algorithm(args.algo).needs:
         raise BadInput(f"--demos {args.demos!r}: {args.algo} does not learn from demonstrations")
-    train_args = runs.TrainArgs(
-        algo=args.algo,
-        env=args.env,
-        env_config=configure.parse_assignments(args.env_config, flag="--env-config"),
-        overrides=configure.parse_assignments(args.overrides, flag="--set"),
-        config_file=args.config_file,
-        seed=args.seed,
-        stop=configure.StopCriteria(args.stop_timesteps, args.stop_iters, args.stop_reward),
-        num_env_runners=args.num_env_runners,
-        num_envs_per_env_runner=args.num_envs_per_env_runner,
-        num_learners=args.num_learners,
-        gpus_per_learner=args.gpus_per_learner,
-        eval_interval=configure.DEFAULT_EVAL_INTERVAL if args.eval_interval is None else args.eval_interval,
-        eval_episodes=configure.DEFAULT_EVAL_EPISODES if args.eval_episodes is None else args.eval_episodes,
-        checkpoint_every=args.checkpoint_every,
-        restore=args.restore,
-        address=args.address,
-        tracking_uri=args.tracking_uri,
-        experiment=args.experiment,
-        storage_path=args.storage_path,
-        max_failures=args.max_failures,
-        verbose=args.verbose,
-        quiet=args.quiet,
-    )
-    try:
-        summary = runs.train(train_args)
-    except runs.RunFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    data, _ = _spec_input(args)
+    run_spec = spec.parse(spec.RunSpec, data, origin=spec.Origin(flags=spec_flags(args)))
+    run = runs.run(run_spec, address=args.address, verbose=args.verbose, quiet=args.quiet)
+    summary = train_summary(run)
+    failure = _train_failure(summary, run["trials"][0])
+    if failure:
+        print(f"error: {failure}", file=sys.stderr)
         if args.json:
-            emit_json(exc.summary)
+            emit_json(summary)
         return EXIT_FAILED
     ev, best = summary["eval_return_mean"], summary["best_eval_return_mean"]
     print(
@@ -202,26 +263,26 @@ def cmd_train(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from rlfrontier import tuning
+    from rlfrontier import runs
     from rlfrontier.trainable import BEST_EVAL_RETURN_MEAN
 
-    spec = tuning.load_search(args.file, num_samples=args.num_samples)
-    summary = tuning.run_search(
-        spec, resume=args.resume, address=args.address, tracking_uri=args.tracking_uri,
-        storage_path=args.storage_path, register=args.register, verbose=args.verbose, quiet=args.quiet,
-    )
+    overrides, given = _spec_input(args)
+    run_spec = spec.load_file(args.file, overrides=overrides, flags=given)
+    summary = runs.run(run_spec, resume=args.resume, address=args.address, register=args.register,
+                       verbose=args.verbose, quiet=args.quiet)
+    metric = run_spec.metric
     for t in summary["trials"]:
-        value = t.get(spec.metric)
-        print(f"{t['trial_id']}  {t['status']:<10} {spec.metric}={'-' if value is None else format(value, '.2f')}  "
+        value = t.get(metric)
+        print(f"{t['trial_id']}  {t['status']:<10} {metric}={'-' if value is None else format(value, '.2f')}  "
               f"steps={t['env_steps']}  config={t['config']}")
     best = summary["best"]
     if best:
-        print(f"best: {best['trial_id']} {spec.metric}={best[spec.metric]} checkpoint (last): {best['checkpoint']}")
+        print(f"best: {best['trial_id']} {metric}={best[metric]} checkpoint (last): {best['checkpoint']}")
         print(f"  checkpoint (best, eval return {_num(best.get(BEST_EVAL_RETURN_MEAN))}): "
               f"{best.get('best_checkpoint') or '-'}")
-        print(f"MLflow run: {best['mlflow_run_id']} in experiment {spec.experiment!r} at {summary['tracking_uri']}")
+        print(f"MLflow run: {best['mlflow_run_id']} in experiment {run_spec.experiment!r} at {summary['tracking_uri']}")
     else:
-        print(f"no trial reported {spec.metric}: no best trial", file=sys.stderr)
+        print(f"no trial reported {metric}: no best trial", file=sys.stderr)
     if summary.get("registered_model"):
         reg = summary["registered_model"]
         print(f"registered: models:/{reg['name']}@{reg['alias']} (version {reg['version']})")

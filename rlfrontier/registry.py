@@ -28,6 +28,7 @@ from typing import Any, Callable
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core import DEFAULT_MODULE_ID
 
+from rlfrontier.trainable import EVAL_RETURN_MEAN
 from rlfrontier.validation import BadInput
 
 # What an algorithm can need from a run (AlgoSpec.needs).
@@ -45,7 +46,6 @@ _NEED_TEXT = {
 
 # The result key under which an evaluation hook's numbers are reported.
 EVALUATION_METRICS = "metrics"
-EVAL_RETURN_MEAN = "eval_return_mean"
 
 
 @dataclass(frozen=True)

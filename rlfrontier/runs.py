@@ -1,124 +1,101 @@
-"""`train`: one Tune trial of one algorithm, tracked in MLflow."""
+"""Runs a RunSpec as Ray Tune trials: one for `train`, many for `tune`.
+
+One path for both commands: every check before Ray starts (`prepare`), then
+one Tuner with the MLflow callback, progress lines, checkpointing, failure
+handling and resume, and one summary of the trials. A run without a search
+part is a search of one trial: FIFO, no searcher, and a seed drawn up front
+(so that it is in the run's tags and folder).
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rlfrontier import configure, envs, session, tracking
+from rlfrontier import configure, envs, registry, session, tracking, tuning
 from rlfrontier import trainable as T
-from rlfrontier.configure import StopCriteria
 from rlfrontier.progress import ProgressPrinter
-from rlfrontier.registry import get_algorithm
-from rlfrontier.validation import BadInput, check_range
+from rlfrontier.registry import AlgoSpec
+from rlfrontier.spec import SEED_MAX, RunSpec
+from rlfrontier.validation import BadInput
 
 
 @dataclass
-class TrainArgs:
-    algo: str
-    env: str
-    env_config: dict[str, Any]
-    overrides: dict[str, Any]
-    config_file: str | None = None
-    seed: int | None = None
-    stop: StopCriteria | None = None
-    num_env_runners: int | None = None
-    num_envs_per_env_runner: int | None = None
-    num_learners: int | None = None
-    gpus_per_learner: float | None = None
-    eval_interval: int = configure.DEFAULT_EVAL_INTERVAL
-    eval_episodes: int = configure.DEFAULT_EVAL_EPISODES
-    checkpoint_every: int = 10
-    restore: str | None = None
-    address: str | None = None
-    tracking_uri: str | None = None
-    experiment: str = "rlfrontier"
-    storage_path: str = "ray_results"
-    max_failures: int = 0
-    verbose: bool = False
-    quiet: bool = False
+class Prepared:
+    """What `prepare` checked and built: everything the Tuner needs."""
+
+    algo: AlgoSpec
+    base: Any  # the validated AlgorithmConfig every trial starts from
+    seed: int | None  # None: each trial draws its own
+    resources: Any  # what one trial asks of Ray (a PlacementGroupFactory)
+    meta: dict[str, Any]  # written next to every checkpoint (rlfrontier.json)
+    restore: str | None
+    restore_weights_only: bool
+    tracking_uri: str
+    storage: str  # Tune storage: an absolute folder or a URI
+    name: str  # the run's Tune folder under `storage`
+
+    @property
+    def experiment_dir(self) -> str:
+        return f"{self.storage.rstrip('/')}/{self.name}"
 
 
-class RunFailed(RuntimeError):
-    """Training or tracking failed at run time (exit 1); `summary` says what is kept."""
-
-    def __init__(self, message: str, summary: dict[str, Any]):
-        super().__init__(message)
-        self.summary = summary
-
-
-def _restore_mode(restore: str, env: str, obs_space, act_space) -> bool:
+def _restore_mode(spec: RunSpec, obs_space, act_space) -> bool:
     """True: weights only (fine-tuning on another env); False: full resume."""
-    path = Path(restore)
+    path = Path(spec.restore)
     if not (path / "algorithm_state.pkl").exists() and not (path / "rllib_checkpoint.json").exists():
-        raise BadInput(f"--restore {restore!r} is not an RLlib algorithm checkpoint")
+        raise spec.bad(("restore",), "is not an RLlib algorithm checkpoint", value=spec.restore)
     meta = T.read_meta(path)
-    if not meta or meta.get("env") == env:
+    if not meta or meta.get("env") == spec.env:
         return False
     if meta.get("observation_space") != repr(obs_space) or meta.get("action_space") != repr(act_space):
-        raise BadInput(
-            f"--restore {restore!r}: its spaces ({meta.get('observation_space')}, {meta.get('action_space')}) "
-            f"differ from {env}'s ({obs_space!r}, {act_space!r})"
+        raise spec.bad(
+            ("restore",),
+            f"has other spaces ({meta.get('observation_space')}, {meta.get('action_space')}) "
+            f"than {spec.env} ({obs_space!r}, {act_space!r})",
+            value=spec.restore,
         )
     return True
 
 
-def prepare(args: TrainArgs) -> dict[str, Any]:
-    """Validates everything and builds what the run needs; raises BadInput."""
-    get_algorithm(args.algo)
-    envs.check_env(args.env, args.env_config)
-    stop = args.stop or StopCriteria()
-    stop.validate()
-    seed = args.seed if args.seed is not None else random.randrange(2**31)
-    check = check_range
-    check("--seed", seed, 0, 2**31 - 1, integer=True)
-    check("--checkpoint-every", args.checkpoint_every, 1, None, integer=True)
-    check("--max-failures", args.max_failures, -1, None, integer=True)
-    spec, config, applied = configure.build_config(
-        algo=args.algo,
-        env=args.env,
-        env_config=args.env_config,
-        seed=seed,
-        config_file=args.config_file,
-        overrides=args.overrides,
-        num_env_runners=args.num_env_runners,
-        num_envs_per_env_runner=args.num_envs_per_env_runner,
-        num_learners=args.num_learners,
-        gpus_per_learner=args.gpus_per_learner,
-        evaluation_interval=args.eval_interval,
-        evaluation_episodes=args.eval_episodes,
-    )
-    resources = config.algo_class.default_resource_request(config)  # what one trial asks of Ray
-    session.check_local_gpus(args.address, resources)
-    obs_space, act_space = envs.check_env(args.env, args.env_config)
-    weights_only = _restore_mode(args.restore, args.env, obs_space, act_space) if args.restore else False
-    tracking_uri = tracking.resolve_tracking_uri(args.tracking_uri)
+def prepare(spec: RunSpec, *, address: str | None = None) -> Prepared:
+    """Checks everything that can be checked before Ray starts; raises BadInput, writes nothing."""
+    seed = spec.seed
+    if seed is None and not spec.is_search:
+        seed = random.randrange(SEED_MAX + 1)
+    algo, base = configure.algorithm_config(spec, seed=seed)
+    # What "best" means unless the file says: the algorithm's own primary metric (registry).
+    if "metric" not in spec.model_fields_set:
+        spec.metric = algo.primary_metric
+    if "mode" not in spec.model_fields_set:
+        spec.mode = algo.mode
+    tuning.check_extremes(spec, base)
+    resources = base.algo_class.default_resource_request(base)
+    session.check_local_gpus(address, resources)
+    obs_space, act_space = envs.check_env(spec.env, spec.env_config)
+    weights_only = _restore_mode(spec, obs_space, act_space) if spec.restore else False
+    tracking_uri = tracking.resolve_tracking_uri(spec.tracking_uri)
     tracking.check_tracking_uri(tracking_uri)
-    return {
-        "spec": spec,
-        "config": config,
-        "applied": applied,
-        "seed": seed,
-        "stop": stop,
-        "tracking_uri": tracking_uri,
-        "weights_only": weights_only,
-        "resources": resources,
-        "meta": {
-            "algo": spec.name,
-            "env": args.env,
-            "env_config": args.env_config,
-            "seed": seed,
-            "observation_space": repr(obs_space),
-            "action_space": repr(act_space),
-        },
+    name = spec.name or run_name(algo.name, spec.env)
+    meta = {
+        "algo": algo.name, "env": spec.env, "env_config": spec.env_config,
+        **({"seed": seed} if seed is not None else {}),
+        "observation_space": repr(obs_space), "action_space": repr(act_space),
     }
+    return Prepared(
+        algo=algo, base=base, seed=seed, resources=resources, meta=meta,
+        restore=str(Path(spec.restore).resolve()) if spec.restore else None, restore_weights_only=weights_only,
+        tracking_uri=tracking_uri, storage=resolve_storage(spec.storage_path), name=name,
+    )
 
 
 def config_params(config) -> dict[str, Any]:
@@ -158,102 +135,194 @@ def run_name(algo: str, env: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{algo}-{env}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def train(args: TrainArgs) -> dict[str, Any]:
-    """Runs one trial; returns the summary (the `--json` object)."""
-    prepared = prepare(args)
-    spec, config, seed = prepared["spec"], prepared["config"], prepared["seed"]
-    resources = prepared["resources"]
-    session.init_ray(args.address, verbose=args.verbose, trial_resources=resources)
+def _tracker(spec: RunSpec, prepared: Prepared) -> tracking.MLflowTracking:
+    tags = {"algo": prepared.algo.name, "env": spec.env, "git_commit": session.git_commit(), **session.versions()}
+    if prepared.seed is not None:
+        tags["seed"] = str(prepared.seed)
+    if spec.origin.file is not None:
+        tags["tune_config"] = str(spec.origin.file)
+    if spec.is_search:
+        def name(trial):
+            return f"{prepared.algo.name}-{spec.env}-{trial.trial_id}"
+    else:
+        def name(trial):
+            return prepared.name
+    return tracking.MLflowTracking(
+        tracking_uri=prepared.tracking_uri,
+        experiment=spec.experiment,
+        tags=tags,
+        params=config_params(prepared.base),
+        config_yaml=config_yaml(prepared.base),
+        run_name=name,
+        # PBT changes these during a trial: metrics, not (write-once) params.
+        mutable_keys=tuple(spec.search_space) if spec.scheduler.type == "pbt" else (),
+    )
 
+
+def run(
+    spec: RunSpec,
+    *,
+    resume: bool = False,
+    address: str | None = None,
+    register: str | None = None,
+    verbose: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Runs (or resumes) the trials `spec` describes; returns the summary for `--json`.
+
+    Args:
+        spec: the run.
+        resume: continue the interrupted run in `spec`'s Tune folder
+            (finished trials are kept).
+        address: a Ray cluster (None: RAY_ADDRESS or a local Ray).
+        register: register the best trial's best checkpoint in the MLflow
+            model registry under this name (alias "best").
+        verbose: Ray's and RLlib's own logs.
+        quiet: no progress lines.
+
+    Returns:
+        experiment, experiment_path, algo, env, metric, mode, num_trials,
+        num_errored, best (a trial or None), trials (one dict each, see
+        `_trial_summary`), wall_s, tracking_uri, and registered_model and
+        tracking_errors when there are any.
+    """
+    prepared = prepare(spec, address=address)
     # Tune's own experiment tables would interleave with our progress lines.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # The evaluation return exists only from the first evaluation on; the
+    # schedulers skip results without their metric, Tune's strict check would
+    # fail the trial instead.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    # Snapshot the experiment state often: what --resume keeps after a crash
+    # is what the last snapshot recorded (Tune's default period adapts, up to minutes).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
     from ray import tune
 
-    name = run_name(spec.name, args.env)
-    tags = {
-        "algo": spec.name,
-        "env": args.env,
-        "seed": str(seed),
-        "git_commit": session.git_commit(),
-        **session.versions(),
-    }
-    tracker = tracking.MLflowTracking(
-        tracking_uri=prepared["tracking_uri"],
-        experiment=args.experiment,
-        tags=tags,
-        params=config_params(config),
-        config_yaml=config_yaml(config),
-        run_name=lambda trial: name,
-    )
-    callbacks = [tracker]
-    if not args.quiet:
-        callbacks.append(ProgressPrinter(stop_timesteps=prepared["stop"].timesteps))
+    if resume and not tune.Tuner.can_restore(prepared.experiment_dir):
+        raise BadInput(f"--resume: no experiment to resume at {prepared.experiment_dir}")
+    session.init_ray(address, verbose=verbose, trial_resources=prepared.resources)
 
+    tracker = _tracker(spec, prepared)
+    callbacks = [tracker]
+    if not quiet:
+        callbacks.append(ProgressPrinter(stop_timesteps=spec.stop.timesteps))
     trainable = tune.with_parameters(
         T.train_loop,
-        base_config=config,
-        stop=prepared["stop"],
-        meta=prepared["meta"],
-        checkpoint_every=args.checkpoint_every,
-        restore=str(Path(args.restore).resolve()) if args.restore else None,
-        restore_weights_only=prepared["weights_only"],
+        base_config=prepared.base,
+        stop=spec.stop,
+        meta=prepared.meta,
+        checkpoint_every=spec.checkpoint_interval,
+        restore=prepared.restore,
+        restore_weights_only=prepared.restore_weights_only,
     )
-    trainable.__name__ = spec.name  # names the trial folders: <algo>_<trial id>
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, resources),
-        param_space={},
-        run_config=tune.RunConfig(
-            name=name,
-            storage_path=resolve_storage(args.storage_path),
-            callbacks=callbacks,
-            checkpoint_config=T.checkpoint_config(num_to_keep=3),
-            failure_config=tune.FailureConfig(max_failures=args.max_failures),
-            verbose=0,
-        ),
-    )
+    trainable.__name__ = prepared.algo.name  # names the trial folders: <algo>_<trial id>
+    trainable = tune.with_resources(trainable, prepared.resources)
+    param_space = tuning.param_space(spec, seeded=prepared.seed is not None)
+
     started = time.perf_counter()
-    grid = tuner.fit()
-    result = grid[0]
-    record = next(iter(tracker.records.values()), None)
-    last = result.metrics or {}
-    checkpoint = result.checkpoint.path if result.checkpoint else None
-    best_checkpoint, best_eval = T.best_checkpoint(result.best_checkpoints or [])
-    learner = last.get("learners", {}).get("default_policy", {}) if isinstance(last.get("learners"), dict) else {}
+    if resume:
+        tuner = tune.Tuner.restore(
+            prepared.experiment_dir, trainable=trainable, param_space=param_space,
+            resume_unfinished=True, resume_errored=True,
+        )
+        # The restored run config carries pickled copies of the callbacks:
+        # use this process's, so that the summary below sees what they logged.
+        tuner._local_tuner.get_run_config().callbacks = callbacks
+    else:
+        pbt = spec.scheduler.type == "pbt"
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                num_samples=spec.num_samples,
+                scheduler=tuning.scheduler(spec),
+                search_alg=tuning.searcher(spec),
+                metric=spec.metric,
+                mode=spec.mode,
+                max_concurrent_trials=spec.max_concurrent_trials,
+            ),
+            run_config=tune.RunConfig(
+                name=prepared.name,
+                storage_path=prepared.storage,
+                callbacks=callbacks,
+                # PBT: keep every checkpoint. With num_to_keep, Tune 2.60 deletes
+                # a checkpoint that one trial cloned from another's folder, and
+                # the owner then fails on FileNotFoundError (seen in our PBT test).
+                # Either way the best-evaluated checkpoint is kept (T.checkpoint_config).
+                # A search keeps fewer per trial than one run (disk).
+                checkpoint_config=T.checkpoint_config(num_to_keep=None if pbt else 2 if spec.is_search else 3),
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                verbose=0,
+            ),
+        )
+    with warnings.catch_warnings():
+        # Tune suggests reuse_actors for PBT; a function trainable rebuilds its
+        # algorithm on every exploit either way.
+        warnings.filterwarnings("ignore", message="Consider boosting PBT performance")
+        grid = tuner.fit()
+    trials = [_trial_summary(result, spec=spec, prepared=prepared, tracker=tracker) for result in grid]
+    best = None
+    try:
+        best_result = grid.get_best_result(metric=spec.metric, mode=spec.mode, filter_nan_and_inf=True)
+        best = next((t for t in trials if t["trial_id"] == (best_result.metrics or {}).get("trial_id")), None)
+    except RuntimeError:
+        best = None
+    if best is not None and isinstance(best.get(spec.metric), float) and math.isnan(best[spec.metric]):
+        best = None
     summary = {
-        "algo": spec.name,
-        "env": args.env,
-        "seed": seed,
-        "env_steps": last.get(T.ENV_STEPS),
-        "iterations": last.get(T.ITERATIONS),
-        "episode_return_mean": last.get(T.EPISODE_RETURN_MEAN),
-        "eval_return_mean": last.get(T.EVAL_RETURN_MEAN),
-        "best_eval_return_mean": last.get(T.BEST_EVAL_RETURN_MEAN, best_eval),
+        "experiment": spec.experiment,
+        "experiment_path": prepared.experiment_dir,
+        "algo": prepared.algo.name,
+        "env": spec.env,
+        "metric": spec.metric,
+        "mode": spec.mode,
+        "num_trials": len(trials),
+        "num_errored": sum(t["status"] == "ERROR" for t in trials),
+        "best": best,
+        "trials": trials,
         "wall_s": round(time.perf_counter() - started, 2),
-        "train_wall_s": last.get(T.WALL_S),
-        "env_steps_per_s": last.get(T.ENV_STEPS_PER_S),
-        "checkpoint": checkpoint,
-        "best_checkpoint": best_checkpoint,
-        "mlflow_run_id": record.run_id if record else None,
-        "tracking_uri": prepared["tracking_uri"],
-        "experiment": args.experiment,
-        "metrics": {k: learner[k] for k in spec.reported_metrics if k in learner},
-        "status": "FAILED" if result.error else "FINISHED",
+        "tracking_uri": prepared.tracking_uri,
     }
-    if result.error:
-        first = str(result.error).strip().splitlines()
-        raise RunFailed(
-            f"training failed: {first[-1] if first else type(result.error).__name__}; "
-            f"checkpoint kept: {checkpoint or 'none'}"
-            + (f" (best: {best_checkpoint})" if best_checkpoint and best_checkpoint != checkpoint else "")
-            + f"; MLflow run {summary['mlflow_run_id']} marked FAILED",
-            summary,
+    if best is not None and best["mlflow_run_id"] and (spec.is_search or register):
+        summary["registered_model"] = tracker.mark_best(
+            best["mlflow_run_id"], metric=spec.metric, value=best[spec.metric], register=register
         )
     if tracker.failures:
         summary["tracking_errors"] = tracker.failures
-        raise RunFailed(
-            f"training finished but MLflow at {prepared['tracking_uri']} did not take "
-            f"{len(tracker.failures)} request(s) (first: {tracker.failures[0]}); "
-            f"checkpoint at {checkpoint}",
-            summary,
-        )
     return summary
+
+
+def _trial_summary(result, *, spec: RunSpec, prepared: Prepared, tracker: tracking.MLflowTracking) -> dict[str, Any]:
+    """One trial: its figures, checkpoints, config, seed, MLflow run and error (None: none)."""
+    m = result.metrics or {}
+    best_checkpoint, best_eval = T.best_checkpoint(result.best_checkpoints or [])
+    config = dict(result.config or {})
+    learners = m.get("learners")
+    learner = learners.get(prepared.algo.policy_module_id, {}) if isinstance(learners, dict) else {}
+    error = None
+    if result.error:
+        lines = str(result.error).strip().splitlines()
+        error = lines[-1] if lines else type(result.error).__name__
+    return {
+        "trial_id": m.get("trial_id"),
+        "status": "ERROR" if result.error else "TERMINATED",
+        spec.metric: m.get(spec.metric),
+        "seed": config.get("seed", prepared.seed),
+        "env_steps": m.get(T.ENV_STEPS),
+        "iterations": m.get(T.ITERATIONS),
+        T.EPISODE_RETURN_MEAN: m.get(T.EPISODE_RETURN_MEAN),
+        T.EVAL_RETURN_MEAN: m.get(T.EVAL_RETURN_MEAN),
+        T.BEST_EVAL_RETURN_MEAN: m.get(T.BEST_EVAL_RETURN_MEAN, best_eval),
+        "train_wall_s": m.get(T.WALL_S),
+        T.ENV_STEPS_PER_S: m.get(T.ENV_STEPS_PER_S),
+        "checkpoint": result.checkpoint.path if result.checkpoint else None,
+        "best_checkpoint": best_checkpoint,
+        "config": config,
+        "metrics": {
+            **{k: learner[k] for k in prepared.algo.reported_metrics if k in learner},
+            **(m.get(registry.EVALUATION_METRICS) or {}),
+        },
+        "mlflow_run_id": tracker.run_id_of(m.get("trial_id")),
+        "error": error,
+    }
+

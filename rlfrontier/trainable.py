@@ -25,13 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
-from ray.rllib.core import DEFAULT_MODULE_ID
 
-from rlfrontier.configure import StopCriteria
+from rlfrontier import envs
+
+if TYPE_CHECKING:
+    from rlfrontier.spec import StopCriteria
 
 META_FILE = "rlfrontier.json"
 MODULE_PATH = "learner_group/learner/rl_module"
@@ -182,20 +184,36 @@ def train_loop(
     trial goes on comparing against it.
 
     Args:
-        params: Tune's trial config: settings that override `base_config`
-            (empty for `train`, the sampled point for `tune`).
+        params: Tune's trial config: AlgorithmConfig settings that override
+            `base_config` (dotted keys reach into mappings), and the trial's
+            `seed` when it draws its own (empty for `train`, the sampled
+            point for `tune`).
         base_config: the validated AlgorithmConfig.
         stop: when to stop; `reward` is compared with the evaluation return
             when evaluation is on, else with the training return.
-        meta: what `evaluate` needs to rebuild the policy (algo, env, spaces).
+        meta: what `evaluate` needs to rebuild the policy (algo, env, its
+            env_config as given, spaces, seed).
         checkpoint_every: iterations between intermediate checkpoints.
         restore: a checkpoint to continue (same env) or fine-tune from.
         restore_weights_only: restore only the RLModule weights (fine-tuning).
     """
     config = base_config.copy(copy_frozen=False)
+    params = dict(params or {})
+    if "seed" in params:  # a search's trial: its own seed, and the env's hidden parameters with it
+        seed = params.pop("seed")
+        meta = {**meta, "seed": seed}
+        config.debugging(seed=seed)
+        config.environment(env_config=envs.with_run_seed(meta["env"], meta.get("env_config"), seed))
     if params:
-        config.update_from_dict(params)
+        # (Imported here: configure imports rlfrontier.spec, which imports this module's result keys.)
+        from rlfrontier.configure import apply_overrides
+
+        apply_overrides(config, params, source="trial config")
+    from rlfrontier import registry  # (registry imports this module's metric names)
+
     algo = config.build_algo()
+    algo_spec = registry.get_algorithm(meta["algo"])
+    hook_metrics: dict[str, float] = {}
     evaluating = bool(config.evaluation_interval)
     best_eval: float | None = None
     try:
@@ -217,7 +235,8 @@ def train_loop(
             result = algo.train()
             # RLlib repeats the last evaluation in every later result: only an
             # iteration that evaluated (its own rule, algorithm.py) has a fresh one.
-            evaluated = _eval_return(result) if _evaluated_now(result, config) else None
+            evaluated_now = _evaluated_now(result, config)
+            evaluated = _eval_return(result) if evaluated_now else None
             if evaluated is not None:
                 last_eval = evaluated
             wall_s = time.perf_counter() - start
@@ -234,10 +253,15 @@ def train_loop(
             if done and evaluating and evaluated is None:
                 # The final policy is the one that is judged: evaluate it now.
                 result["evaluation"] = algo.evaluate()
+                evaluated_now = True
                 evaluated = _eval_return(result)
                 if evaluated is not None:
                     last_eval = evaluated
                 summary[EVAL_RETURN_MEAN] = last_eval
+            if evaluated_now:  # the algorithm's own measures of this policy (registry hook)
+                hook_metrics = registry.evaluation_metrics(algo_spec, algo) or hook_metrics
+            if hook_metrics:
+                result[registry.EVALUATION_METRICS] = hook_metrics
             new_best = is_new_best(evaluated, best_eval)
             if new_best:
                 best_eval = evaluated
@@ -253,7 +277,7 @@ def train_loop(
                 with tempfile.TemporaryDirectory() as tmp:
                     algo.save_to_path(tmp)
                     (Path(tmp) / META_FILE).write_text(json.dumps({
-                        **meta, "module_id": DEFAULT_MODULE_ID, ENV_STEPS: summary[ENV_STEPS],
+                        **meta, "module_id": algo_spec.policy_module_id, ENV_STEPS: summary[ENV_STEPS],
                         # This policy's own evaluation (None: not evaluated at this iteration).
                         EVAL_RETURN_MEAN: evaluated, BEST_EVAL_RETURN_MEAN: best_eval,
                     }, indent=2))

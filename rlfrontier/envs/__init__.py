@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 
@@ -72,8 +72,13 @@ def list_envs() -> list[dict[str, Any]]:
     return rows
 
 
-def check_env(env_id: str, env_config: dict[str, Any]) -> tuple[gym.Space, gym.Space]:
+def check_env(
+    env_id: str, env_config: dict[str, Any], *, inspect: Callable[[gym.Env], None] | None = None
+) -> tuple[gym.Space, gym.Space]:
     """Makes the env once; BadInput if the id is unknown or it cannot be built.
+
+    `inspect`, if given, is called with the env before it is closed (e.g. to
+    check that it offers what an algorithm needs) and may raise BadInput.
 
     Returns:
         (observation_space, action_space).
@@ -89,6 +94,8 @@ def check_env(env_id: str, env_config: dict[str, Any]) -> tuple[gym.Space, gym.S
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInput(f"env {env_id!r} with env_config {env_config} cannot be built: {text}") from None
     try:
+        if inspect is not None:
+            inspect(env)
         return env.observation_space, env.action_space
     finally:
         env.close()

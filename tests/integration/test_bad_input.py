@@ -47,6 +47,7 @@ CASES = {
     "deep sea size out of range": lambda tmp: (
         ["train", "boot_dqn", "--env", "rlfrontier/DeepSea-v0", "--env-config", "size=1", "--stop-timesteps", "10"],
         "size"),
+    "unknown dotted setting": lambda tmp: ([*BASE, "--set", "no_such_field.scale=2"], "unknown setting 'no_such_field'"),
     "bad env-config": lambda tmp: (["train", "soft_q", "--env", "CartPole-v1", "--env-config", "no_such_kwarg=1", "--stop-timesteps", "10"], "no_such_kwarg"),
 }
 
@@ -78,6 +79,7 @@ TUNE_CASES = {
     "lower above upper": (TUNE_GOOD.replace("[1.0e-4, 1.0e-2]", "[1.0e-2, 1.0e-4]"), "search_space.lr.loguniform=[0.01, 0.0001]"),
     "unknown scheduler": (TUNE_GOOD + "scheduler: {type: medianstop}\n", "scheduler.type='medianstop'"),
     "unknown searcher": (TUNE_GOOD + "searcher: {type: hyperopt}\n", "searcher.type='hyperopt'"),
+    "string for a number": (TUNE_GOOD.replace("timesteps: 1000", "timesteps: '1000'"), "stop.timesteps='1000' must be an integer"),
 }
 
 

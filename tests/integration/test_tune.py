@@ -185,3 +185,39 @@ def test_pbt_exploits_through_checkpoints_and_logs_mutations_as_metrics(tmp_path
         assert iterations.count(1) == 1, iterations
         assert max(iterations) > clone_iteration
     assert all(t["env_steps"] >= 8000 for t in summary["trials"])
+
+
+NESTED_SEARCH = """\
+algo: soft_q
+env: CartPole-v1
+experiment: nested
+search_space:
+  model_config.hidden_sizes: {grid: [[16], [32, 32]]}
+  seed: {grid: [5]}
+stop: {iterations: 1}
+evaluation: {interval: 0}
+"""
+
+
+def test_a_dotted_key_searches_inside_a_mapping_and_seeds_can_be_searched(tmp_path):
+    search = tmp_path / "nested.yaml"
+    search.write_text(NESTED_SEARCH)
+    proc = run_cli("tune", str(search), "--json", "--quiet", cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = last_json(proc.stdout)
+    assert summary["num_trials"] == 2 and summary["num_errored"] == 0
+    from rlfrontier.evaluation import checkpoint_config
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sizes = []
+    for trial in summary["trials"]:
+        assert trial["seed"] == 5 and trial["config"]["seed"] == 5
+        hidden = trial["config"]["model_config.hidden_sizes"]
+        sizes.append(hidden)
+        # Flat in Tune's config and MLflow's params, nested in the trial's AlgorithmConfig.
+        assert json.loads(client.get_run(trial["mlflow_run_id"]).data.params["model_config.hidden_sizes"]) == hidden
+        config = checkpoint_config(Path(trial["checkpoint"]))
+        assert config.model_config["hidden_sizes"] == hidden and config.model_config["twin_q"] is True
+        assert config.seed == 5
+        assert json.loads(Path(trial["checkpoint"], "rlfrontier.json").read_text())["seed"] == 5
+    assert sorted(sizes) == [[16], [32, 32]]

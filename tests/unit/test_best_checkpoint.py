@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from rlfrontier import registry
 from rlfrontier import trainable as T
-from rlfrontier.configure import StopCriteria
+from rlfrontier.spec import StopCriteria
 
 
 def test_best_checkpoint_is_the_highest_scored_and_ignores_the_unscored():
@@ -118,7 +119,12 @@ def reports(monkeypatch):
 
     monkeypatch.setattr(T.tune, "report", report)
     monkeypatch.setattr(T.tune, "get_checkpoint", lambda: None)
+    monkeypatch.setitem(registry.ALGORITHMS, "fake", fake_spec())
     return out
+
+
+def fake_spec(**kwargs) -> registry.AlgoSpec:
+    return registry.AlgoSpec("fake", "a fake", "rlfrontier", ("Discrete",), lambda: None, **kwargs)
 
 
 def _run(evals, *, stop_iters, checkpoint_every=100):
@@ -185,3 +191,21 @@ def test_a_repeated_earlier_evaluation_is_neither_the_final_one_nor_a_checkpoint
     last, meta, _ = reports[-1]
     assert last[T.EVAL_RETURN_MEAN] == 77.0  # algo.evaluate() on the final policy
     assert meta[T.EVAL_RETURN_MEAN] == 77.0
+
+
+def test_the_registry_evaluation_hook_reports_at_each_evaluation_and_keeps_its_last(reports, monkeypatch):
+    # The algorithm's own measure of the evaluated policy (e.g. reward correlation)
+    # rides in every later result, so Tune's metric and MLflow always have it.
+    calls = []
+
+    def hook(algo):
+        calls.append(algo.iteration)
+        return {"reward_correlation": algo.iteration / 10}
+
+    monkeypatch.setitem(registry.ALGORITHMS, "fake", fake_spec(evaluation_hook=hook, policy_module_id="actor"))
+    _run([None, 100.0, None, 300.0, None], stop_iters=5, checkpoint_every=100)
+    assert calls == [2, 4, 5]  # evaluations at 2 and 4 (interval 2), and the final one
+    metrics = [r.get(registry.EVALUATION_METRICS) for r, _, _ in reports]
+    assert metrics == [None, {"reward_correlation": 0.2}, {"reward_correlation": 0.2},
+                       {"reward_correlation": 0.4}, {"reward_correlation": 0.5}]
+    assert all(meta["module_id"] == "actor" for _, meta, _ in reports if meta is not None)

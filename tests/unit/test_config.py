@@ -1,4 +1,4 @@
-"""Input checks before Ray starts: SoftQConfig.validate, CLI assignments, YAML, stop criteria."""
+"""Input checks before Ray starts: SoftQConfig.validate, CLI assignments, YAML, stop criteria, build_config."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ import math
 import pytest
 
 from rlfrontier.algorithms.soft_q import SoftQ, SoftQConfig
-from rlfrontier.configure import (
-    StopCriteria,
-    apply_overrides,
-    build_config,
-    load_yaml_mapping,
-    parse_assignments,
-)
+from rlfrontier.configure import apply_overrides, build_config
+from rlfrontier.spec import Origin, StopCriteria, load_yaml_mapping, parse, parse_assignments
 from rlfrontier.validation import BadInput, check_choice, check_range
 
 
@@ -296,7 +291,7 @@ def test_apply_overrides_rejects_unknown_private_and_method_names(key):
 @pytest.mark.parametrize("key", ["env", "env_config", "seed"])
 def test_apply_overrides_rejects_fields_owned_by_cli_flags(key):
     config = cartpole_config()
-    with pytest.raises(BadInput, match=f"set {key!r} with its own flag"):
+    with pytest.raises(BadInput, match=f"set {key!r} with its own flag or key"):
         apply_overrides(config, {key: 1}, source="--config x.yaml")
     assert config.env == "CartPole-v1"
 
@@ -328,27 +323,34 @@ def test_apply_overrides_merges_model_config_through_rl_module():
 # ----------------------------------------------------------------------------
 
 
+STOP_FLAGS = Origin(flags={("timesteps",): "--stop-timesteps", ("iterations",): "--stop-iters",
+                           ("reward",): "--stop-reward"})
+
+
 def test_stop_criteria_needs_one_criterion():
-    with pytest.raises(BadInput, match="give a stop criterion"):
-        StopCriteria().validate()
-    StopCriteria(timesteps=1).validate()
-    StopCriteria(iterations=3).validate()
-    StopCriteria(reward=-100.0).validate()
+    with pytest.raises(BadInput, match="give a stop criterion: timesteps, iterations or reward"):
+        parse(StopCriteria, {})
+    with pytest.raises(BadInput, match="^give a stop criterion: --stop-timesteps, --stop-iters or --stop-reward$"):
+        parse(StopCriteria, {}, origin=STOP_FLAGS)
+    StopCriteria(timesteps=1)
+    StopCriteria(iterations=3)
+    StopCriteria(reward=-100.0)
 
 
 @pytest.mark.parametrize(
-    "kwargs, flag",
+    "data, message",
     [
-        (dict(timesteps=0), "--stop-timesteps"),
-        (dict(timesteps=1.5), "--stop-timesteps"),
-        (dict(iterations=0), "--stop-iters"),
-        (dict(iterations=True), "--stop-iters"),
-        (dict(reward="high"), "--stop-reward"),
+        (dict(timesteps=0), "--stop-timesteps=0 is out of range: allowed [1, inf)"),
+        (dict(timesteps=1.5), "--stop-timesteps=1.5 must be an integer"),
+        (dict(iterations=0), "--stop-iters=0 is out of range: allowed [1, inf)"),
+        (dict(iterations=True), "--stop-iters=True must be an integer"),
+        (dict(reward="high"), "--stop-reward='high' must be a number"),
     ],
 )
-def test_stop_criteria_rejects_bad_values_naming_the_flag(kwargs, flag):
-    with pytest.raises(BadInput, match=f"^{flag}="):
-        StopCriteria(**kwargs).validate()
+def test_stop_criteria_rejects_bad_values_naming_the_flag(data, message):
+    with pytest.raises(BadInput) as info:
+        parse(StopCriteria, data, origin=STOP_FLAGS)
+    assert str(info.value) == message
 
 
 def test_stop_criteria_reached():
@@ -423,18 +425,20 @@ def test_build_config_out_of_range_override_is_bad_input():
 
 
 @pytest.mark.parametrize(
-    "kwargs, flag",
+    "kwargs, key",
     [
-        (dict(num_env_runners=-1), "--num-env-runners"),
-        (dict(num_envs_per_env_runner=0), "--num-envs-per-env-runner"),
-        (dict(num_learners=-1), "--num-learners"),
-        (dict(gpus_per_learner=-0.5), "--gpus-per-learner"),
-        (dict(evaluation_interval=-1), "--eval-interval"),
-        (dict(evaluation_episodes=0), "--eval-episodes"),
+        (dict(num_env_runners=-1), "resources.num_env_runners"),
+        (dict(num_envs_per_env_runner=0), "resources.num_envs_per_env_runner"),
+        (dict(num_learners=-1), "resources.num_learners"),
+        (dict(gpus_per_learner=-0.5), "resources.gpus_per_learner"),
+        (dict(evaluation_interval=-1), "evaluation.interval"),
+        (dict(evaluation_episodes=0), "evaluation.episodes"),
+        (dict(no_such_resource=1), "resources.no_such_resource"),
     ],
 )
-def test_build_config_rejects_bad_resource_flags(kwargs, flag):
-    with pytest.raises(BadInput, match=f"^{flag}="):
+def test_build_config_rejects_bad_resources_naming_the_key(kwargs, key):
+    # (The command line's names, --num-env-runners and so on, are tested in tests/unit/test_spec.py.)
+    with pytest.raises(BadInput, match=rf"^{key}="):
         build_config(algo="soft_q", env="CartPole-v1", seed=0, **kwargs)
 
 
@@ -457,3 +461,23 @@ def test_model_config_override_merges_into_rllibs_default_model_config():
     )
     assert config.model_config["fcnet_bias_initializer"] is None
     assert config.model_config["fcnet_hiddens"] == [256]  # the rest of the baseline's settings kept
+
+
+def test_apply_overrides_reaches_into_mappings_with_dotted_keys():
+    config = cartpole_config()
+    apply_overrides(config, {"model_config.hidden_sizes": [8]}, source="--set")
+    assert config.model_config["hidden_sizes"] == [8] and config.model_config["twin_q"] is True
+    config.evaluation(evaluation_config={"explore": False, "num_envs_per_env_runner": 2, "env_config": {"a": 1}})
+    apply_overrides(config, {"evaluation_config.env_config.b": 2}, source="--set")
+    assert config.evaluation_config == {"explore": False, "num_envs_per_env_runner": 2, "env_config": {"a": 1, "b": 2}}
+    with pytest.raises(BadInput, match="unknown setting 'no_such_field'"):
+        apply_overrides(config, {"no_such_field.x": 1}, source="--set")
+
+
+def test_nest_and_merge():
+    from rlfrontier.configure import merge, nest
+
+    assert nest({"a.b": 1, "a": {"c": 2}, "x": 3}) == {"a": {"b": 1, "c": 2}, "x": 3}
+    assert nest({"a.b.c": 1}) == {"a": {"b": {"c": 1}}}
+    assert merge({"a": {"b": 1, "c": 2}, "d": 4}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 4}
+    assert merge(None, {"scale": 2}) == {"scale": 2} and merge({"x": 1}, 3) == 3
