@@ -17,10 +17,19 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="module")
+def shipped_package(tmp_path_factory) -> Path:
+    """The project installed without its dependencies into a folder, as the README ships it in `py_modules`."""
+    target = tmp_path_factory.mktemp("job")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(ROOT)],
+                   check=True, timeout=300)
+    return target / "rlfrontier"
+
+
 def test_submit_train_runs_on_the_cluster_and_tracks_to_the_server(ray_head, mlflow_server, tmp_path):
     proc = run_cli(
         "submit", "--address", ray_head.jobs_address, "--json", "--",
-        "train", "soft_q", "--env", "CartPole-v1", "--seed", "0", "--stop-timesteps", "2000",
+        "train", "soft_q", "--env", "CartPole-v1", "--seed", "0", "--stop-timesteps", "1000",
         "--tracking-uri", mlflow_server.uri, "--experiment", "jobs", "--json",
         cwd=tmp_path, env={"RAY_AUTH_MODE": "token"},
     )
@@ -61,13 +70,10 @@ def test_a_job_that_gets_bad_input_exits_2(ray_head, tmp_path):
     assert "gamma=2" in proc.stdout + proc.stderr
 
 
-def test_ray_job_submit_cli_runs_rlfrontier_with_the_documented_runtime_env(ray_head, tmp_path):
-    target = tmp_path / "job"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(ROOT)],
-                   check=True, timeout=300)
+def test_ray_job_submit_cli_runs_rlfrontier_with_the_documented_runtime_env(ray_head, shipped_package, tmp_path):
     proc = subprocess.run(
         [str(BIN / "ray"), "job", "submit", "--address", ray_head.jobs_address,
-         "--runtime-env-json", json.dumps({"py_modules": [str(target / "rlfrontier")]}), "--",
+         "--runtime-env-json", json.dumps({"py_modules": [str(shipped_package)]}), "--",
          "python", "-m", "rlfrontier", "train", "soft_q", "--env", "CartPole-v1", "--seed", "1",
          "--stop-iters", "1", "--eval-interval", "0", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--json"],
         cwd=tmp_path, env=ray_head.env(), capture_output=True, text=True, timeout=600,
@@ -89,16 +95,13 @@ def _python_without_the_dependencies() -> str | None:
     return None
 
 
-def test_a_job_whose_python_lacks_the_dependencies_says_how_to_fix_it(ray_head, tmp_path):
+def test_a_job_whose_python_lacks_the_dependencies_says_how_to_fix_it(ray_head, shipped_package, tmp_path):
     python = _python_without_the_dependencies()
     if python is None:
         pytest.skip("every python on this machine has mlflow")
-    target = tmp_path / "job"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(ROOT)],
-                   check=True, timeout=300)
     proc = subprocess.run(
         [str(BIN / "ray"), "job", "submit", "--address", ray_head.jobs_address,
-         "--runtime-env-json", json.dumps({"py_modules": [str(target / "rlfrontier")]}), "--",
+         "--runtime-env-json", json.dumps({"py_modules": [str(shipped_package)]}), "--",
          python, "-m", "rlfrontier", "algos"],
         cwd=tmp_path, env=ray_head.env(), capture_output=True, text=True, timeout=300,
     )

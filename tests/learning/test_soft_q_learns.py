@@ -1,22 +1,48 @@
-"""soft_q beats the uniform-random policy on CartPole by a wide margin, on a budget.
+"""soft_q beats the uniform-random policy on CartPole by a wide margin, on a budget, on every seed.
 
-A learning test: it trains for real and can fail. Budget: 15,000 env steps
-(about 30 s here; 80 s with two learners). The uniform-random policy's
-CartPole-v1 return is about 22; the bar is 5x that, measured on 20 fresh greedy
-episodes of the final checkpoint.
+A learning test: it trains for real and can fail. Seeds 0, 1, 2 (the first
+three, not picked) each train soft_q with its defaults (one gradient update
+per env step) for at most BUDGET env steps. After every iteration (~1,050 env
+steps; the first makes no update: learning starts at 1,000) the greedy policy
+plays 20 CartPole-v1 episodes from fixed start states, and the run stops at
+the first mean return of MARGIN x the uniform-random policy's (about 22, so
+about 118). A random policy cannot reach that mean over 20 episodes; a learner
+that stopped learning stays near 10.
+
+Measured (this loop and bar, 2 cores): seeds 0-29 at a 3,000-step budget all
+reached the bar, 24 at the first evaluation after updates began (~2,100 env
+steps; lowest misses 25, 27, 58) and 6 at the second (~3,100). Miss rates per
+evaluation: 6 of 30 at the first, 1 of 15 at the second, 0 of 10 at the third
+(~4,200; seeds 0-9 traced to 8,400 steps). BUDGET allows that third try, so a
+seed fails only by missing three in a row: about 0.2 x 0.07 x 0.1 = 0.1% a seed
+on those rates, under 1% for the test, which requires every seed. About 10 s
+a seed here.
+
+Two data-parallel learners (DDP over gloo on CPU) are a plumbing test that
+still trains: a real two-learner run of one seed, with identical weights on
+both learners after the updates, a finite loss, and the same bar. Measured:
+seeds 0-9 all reached it within 3,000 env steps (9 at the first evaluation
+after updates began, 1 at the second; weights identical in all 10), so its
+false-failure rate is of the same order. About 20 s here.
 """
 
 from __future__ import annotations
+
+import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from tests.conftest import last_json, run_cli
+from tests.conftest import learner_weights
+from tests.learning.train_until import built, eval_seeds, greedy_return_mean, train_until
 
 pytestmark = pytest.mark.learning
 
-BUDGET = 15_000
+SEEDS = (0, 1, 2)
+BUDGET = 4_000
+EVAL_EPISODES = 20
+MARGIN = 5  # the bar: MARGIN x the uniform-random policy's return
 
 
 def random_policy_return(episodes: int = 100, seed: int = 0) -> float:
@@ -34,32 +60,38 @@ def random_policy_return(episodes: int = 100, seed: int = 0) -> float:
     return float(np.mean(returns))
 
 
-def train_and_evaluate(tmp_path, *extra: str) -> tuple[dict, dict]:
-    proc = run_cli("train", "soft_q", "--env", "CartPole-v1", "--seed", "7", "--stop-timesteps", str(BUDGET),
-                   "--eval-interval", "100", *extra, "--json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = last_json(proc.stdout)
-    assert BUDGET <= summary["env_steps"] < BUDGET + 2000
-    evaluated = last_json(run_cli("evaluate", summary["checkpoint"], "--episodes", "20", "--seed", "1000",
-                                  "--json", cwd=tmp_path).stdout)
-    return summary, evaluated
-
-
-def test_soft_q_beats_uniform_random_on_cartpole(tmp_path):
+@pytest.fixture(scope="module")
+def bar() -> float:
     baseline = random_policy_return()
     assert 15 < baseline < 30  # sanity: the known random-policy level
-    summary, evaluated = train_and_evaluate(tmp_path)
-    assert evaluated["return_mean"] >= 5 * baseline, (evaluated["return_mean"], baseline)
-    # `evaluate` reproduces the run's own final (greedy, 10-episode) evaluation
-    # of the same checkpoint, on other start states.
-    assert evaluated["return_mean"] == pytest.approx(summary["eval_return_mean"], rel=0.3)
+    return MARGIN * baseline
 
 
-def test_soft_q_with_two_learners_beats_uniform_random_on_cartpole(tmp_path):
-    # Two data-parallel learners on CPU (DDP over gloo; local Ray oversubscribes
-    # the 2 cores). The global batch is 2 x 64, so training_intensity 128 keeps
-    # one gradient update per env step, as with one learner.
-    baseline = random_policy_return()
-    summary, evaluated = train_and_evaluate(tmp_path, "--num-learners", "2", "--set", "training_intensity=128")
-    assert evaluated["return_mean"] >= 5 * baseline, (evaluated["return_mean"], baseline)
-    assert evaluated["return_mean"] == pytest.approx(summary["eval_return_mean"], rel=0.3)
+def greedy_cartpole(seed: int):
+    return lambda algo: greedy_return_mean(algo.get_module(), "CartPole-v1", seeds=eval_seeds(seed, EVAL_EPISODES))
+
+
+def test_soft_q_beats_uniform_random_on_cartpole_on_every_seed(local_ray, bar):
+    runs = []
+    for seed in SEEDS:
+        with built("soft_q", env="CartPole-v1", seed=seed) as algo:
+            runs.append(train_until(algo, seed=seed, budget=BUDGET, goal=bar, evaluate=greedy_cartpole(seed)))
+    assert all(run.reached for run in runs), [(run.seed, run.evaluations) for run in runs]
+
+
+def test_two_data_parallel_learners_stay_identical_and_learn(local_ray, bar):
+    # The global batch is 2 x 64, so training_intensity 128 keeps one gradient
+    # update per env step, as with one learner.
+    seed = SEEDS[0]
+    with built("soft_q", env="CartPole-v1", seed=seed, num_learners=2,
+               overrides={"training_intensity": 128}) as algo:
+        initial = learner_weights(algo)
+        run = train_until(algo, seed=seed, budget=BUDGET, goal=bar, evaluate=greedy_cartpole(seed))
+        learners = learner_weights(algo)
+    assert len(learners) == 2
+    for key in learners[0]:
+        np.testing.assert_array_equal(learners[0][key], learners[1][key], err_msg=key)
+    assert any(not np.allclose(initial[0][k], learners[0][k]) for k in initial[0]), "no update changed the weights"
+    learner = run.result["learners"]["default_policy"]
+    assert learner["num_gradient_updates"] > 0 and math.isfinite(learner["qf_loss"]), learner
+    assert run.reached, run.evaluations

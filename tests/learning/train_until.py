@@ -1,0 +1,109 @@
+"""The loop every learning test shares: train in this process until a goal or a budget.
+
+The algorithm is built by the project's own `configure.build_config` (what
+`rlfrontier train` builds, RLlib's evaluation off) and trained by
+`algo.train()` in the test process, on the Ray session its module shares
+(tests.conftest's `local_ray`): no CLI process, Tune trial or MLflow run per
+seed, so a test can afford several seeds. The CLI and `evaluate` paths are
+tested in tests/integration. After every iteration the harness plays the
+greedy policy on fresh envs; a run stops at the first evaluation that reaches
+its goal, or at its budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+# Start states of greedy evaluation: seed s, episode k resets with
+# EVAL_SEED_BASE + 100 * s + k (never a training env's reset seed).
+EVAL_SEED_BASE = 1_000_000
+
+
+@dataclass
+class Run:
+    """One training run: when it reached its goal and what its evaluations returned."""
+
+    seed: int
+    env_steps: int = 0
+    reached_at: int | None = None  # env steps at the first evaluation that reached the goal
+    evaluations: list[tuple[int, float]] = field(default_factory=list)  # (env steps, greedy return)
+    wall_s: float = 0.0
+    result: dict[str, Any] = field(default_factory=dict, repr=False)  # the last `algo.train()` result
+
+    @property
+    def reached(self) -> bool:
+        return self.reached_at is not None
+
+
+@contextmanager
+def built(algo: str, *, env: str, seed: int, env_config: dict[str, Any] | None = None,
+          overrides: dict[str, Any] | None = None, num_learners: int | None = None) -> Iterator[Any]:
+    """The Algorithm `rlfrontier train ALGO --env ENV --seed SEED --set K=V ...` builds; stopped on exit."""
+    from rlfrontier.configure import build_config
+
+    _, config, _ = build_config(algo=algo, env=env, env_config=env_config, seed=seed, overrides=overrides,
+                                num_learners=num_learners, evaluation_interval=0)
+    if num_learners:
+        # Local Ray here has 2 CPUs; a learner would ask for one, and the
+        # learners share the cores with this process anyway.
+        config.learners(num_cpus_per_learner=0.5)
+    algorithm = config.build_algo()
+    try:
+        yield algorithm
+    finally:
+        algorithm.stop()
+
+
+def train_until(algorithm, *, seed: int, budget: int, goal: float, evaluate: Callable[[Any], float]) -> Run:
+    """Trains `algorithm` until `evaluate(algorithm) >= goal` (checked after every iteration) or `budget` env steps."""
+    from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    run = Run(seed=seed)
+    started = time.perf_counter()
+    while run.env_steps < budget:
+        run.result = algorithm.train()
+        run.env_steps = int(run.result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED_LIFETIME])
+        run.evaluations.append((run.env_steps, float(evaluate(algorithm))))
+        if run.evaluations[-1][1] >= goal:
+            run.reached_at = run.env_steps
+            break
+    run.wall_s = time.perf_counter() - started
+    return run
+
+
+def greedy_return_mean(module, env_id: str, *, seeds: list[int], env_config: dict[str, Any] | None = None) -> float:
+    """Mean return of the module's greedy policy, one episode per reset seed, all envs stepped as one batch."""
+    from rlfrontier import envs as project_envs
+    from rlfrontier.evaluation import act
+
+    project_envs.check_env(env_id, env_config or {})  # registers the project's envs with gymnasium
+    envs = [gym.make(env_id, **(env_config or {})) for _ in seeds]
+    try:
+        obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
+        returns = np.zeros(len(envs))
+        alive = list(range(len(envs)))
+        while alive:
+            actions = np.asarray(act(module, np.stack([obs[i] for i in alive]).astype(np.float32),
+                                     explore=False)).reshape(-1)
+            still = []
+            for i, action in zip(alive, actions):
+                obs[i], reward, terminated, truncated, _ = envs[i].step(int(action))
+                returns[i] += float(reward)
+                if not (terminated or truncated):
+                    still.append(i)
+            alive = still
+    finally:
+        for env in envs:
+            env.close()
+    return float(returns.mean())
+
+
+def eval_seeds(run_seed: int, episodes: int) -> list[int]:
+    return [EVAL_SEED_BASE + 100 * run_seed + k for k in range(episodes)]
