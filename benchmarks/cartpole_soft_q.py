@@ -68,28 +68,10 @@ def eval_seeds(run_seed: int) -> list[int]:
 
 
 def greedy_return_mean(policy: Policy, seeds: list[int]) -> float:
-    """Mean undiscounted return of one episode per seed, all envs stepped as one batch."""
-    import gymnasium as gym
+    """Mean undiscounted return of one CartPole episode per seed (rlfrontier.evaluation)."""
+    from rlfrontier.evaluation import greedy_return_mean as play
 
-    envs = [gym.make(ENV_ID) for _ in seeds]
-    try:
-        obs = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds)]
-        returns = np.zeros(len(envs))
-        alive = list(range(len(envs)))
-        while alive:
-            batch = np.stack([obs[i] for i in alive]).astype(np.float32)
-            actions = np.asarray(policy(batch)).reshape(-1)
-            still_alive = []
-            for i, action in zip(alive, actions):
-                obs[i], reward, terminated, truncated, _ = envs[i].step(int(action))
-                returns[i] += float(reward)
-                if not (terminated or truncated):
-                    still_alive.append(i)
-            alive = still_alive
-    finally:
-        for env in envs:
-            env.close()
-    return float(returns.mean())
+    return play(policy, ENV_ID, seeds=seeds)
 
 
 # Contenders -----------------------------------------------------------------------------------------------

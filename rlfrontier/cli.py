@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
            help=f"iterations between checkpoints (default {spec.default_of('checkpoint_every')})")
     _field(p, "--restore", field="restore", metavar="CHECKPOINT", help="continue a run, or fine-tune its policy on another env")
     p.add_argument("--demos", metavar="PATH", help="demonstrations (algorithms that learn from them)")
+    _field(p, "--bonus", field="config.bonus.type", metavar="KIND",
+           help="an exploration bonus added to the rewards (`rlfrontier algos` says which algorithms take which)")
+    _field(p, "--bonus-config", field="config.bonus", nargs="*", default=[], action="extend", metavar="K=V",
+           help="the bonus's settings, e.g. beta=0.05 (see README, Exploration bonuses)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     _field(p, "--tracking-uri", field="tracking_uri",
            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
@@ -184,7 +188,9 @@ def _spec_input(args) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
         node = data
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = value
+        current = node.get(path[-1])
+        # Flags that fill one mapping (--set's config, --bonus's config.bonus) add to it.
+        node[path[-1]] = {**value, **current} if isinstance(current, dict) and isinstance(value, dict) else value
         given[path] = flag
     return data, given
 
@@ -236,6 +242,8 @@ def cmd_train(args) -> int:
     if args.demos and DEMONSTRATIONS not in get_algorithm(args.algo).needs:
         raise BadInput(f"--demos {args.demos!r}: {args.algo} does not learn from demonstrations")
     data, _ = _spec_input(args)
+    if args.bonus_config and not args.bonus:
+        raise BadInput(f"--bonus-config {' '.join(args.bonus_config)}: give the bonus with --bonus KIND")
     run_spec = spec.parse(spec.RunSpec, data, origin=spec.Origin(flags=spec_flags(args)))
     run = runs.run(run_spec, address=args.address, verbose=args.verbose, quiet=args.quiet)
     summary = train_summary(run)

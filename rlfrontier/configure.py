@@ -14,7 +14,7 @@ from typing import Any
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 from rlfrontier import envs
-from rlfrontier.registry import AlgoSpec, check_needs, get_algorithm
+from rlfrontier.registry import AlgoSpec, check_bonus, check_needs, get_algorithm
 from rlfrontier.spec import (
     DEFAULT_EVAL_EPISODES,
     DEFAULT_EVAL_INTERVAL,
@@ -88,6 +88,22 @@ def algorithm_config(run: ConfigSpec, *, seed: int | None) -> tuple[AlgoSpec, Al
         raise BadInput(run.origin.prefix + str(exc)) from None
 
 
+def _check_bonus(spec: AlgoSpec, run: ConfigSpec, from_file: dict[str, Any]) -> None:
+    """BadInput, before any setting is applied, when the run asks for a bonus the algorithm cannot take."""
+    from rlfrontier import bonuses
+
+    in_file, in_config = nest(from_file).get(bonuses.FIELD), nest(run.config).get(bonuses.FIELD)
+    bonus = in_file if in_config is None else in_config if in_file is None else merge(in_file, in_config)
+    if bonus is None:
+        return
+    where = run.origin.flags.get(("config", bonuses.FIELD, "type"), bonuses.FIELD)
+    try:
+        kind = bonuses.kind_of(bonus)
+    except ValueError as exc:
+        raise BadInput(f"{where}: {exc}") from None
+    check_bonus(spec, kind, where=where)
+
+
 def _build(run: ConfigSpec, seed: int | None) -> tuple[AlgoSpec, AlgorithmConfig]:
     spec = get_algorithm(run.algo)
     env_config = envs.with_run_seed(run.env, run.env_config, seed)
@@ -103,9 +119,12 @@ def _build(run: ConfigSpec, seed: int | None) -> tuple[AlgoSpec, AlgorithmConfig
     config.environment(run.env, env_config=env_config)
     config.debugging(seed=seed)
 
+    from_file: dict[str, Any] = {}
     if run.config_file:
         name = run.origin.name(("config_file",))
         from_file = load_yaml_mapping(run.config_file, what=name)
+    _check_bonus(spec, run, from_file)
+    if from_file:
         apply_overrides(config, from_file, source=f"{name} {run.config_file}")
     if run.config:
         apply_overrides(config, run.config, source=run.origin.name(("config",)))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -127,6 +127,40 @@ def act(module, obs: np.ndarray, *, explore: bool) -> np.ndarray:
     if not explore:
         dist = dist.to_deterministic()
     return dist.sample().cpu().numpy()
+
+
+def greedy_return_mean(
+    policy: Callable[[np.ndarray], np.ndarray], env_id: str, *, seeds: list[int],
+    env_config: dict[str, Any] | None = None,
+) -> float:
+    """Mean undiscounted return of `policy`, one episode per reset seed, all envs stepped as one batch.
+
+    `policy` maps a float32 batch of observations to one discrete action per
+    row: `lambda obs: act(module, obs, explore=False)` for an RLModule, an SB3
+    model's `predict`. No EnvRunner, no connectors: the learning tests and
+    benchmarks judge a policy on fixed start states this way, cheaply.
+    """
+    import gymnasium as gym
+
+    envs.check_env(env_id, env_config or {})  # registers the project's envs with gymnasium
+    games = [gym.make(env_id, **(env_config or {})) for _ in seeds]
+    try:
+        obs = [game.reset(seed=s)[0] for game, s in zip(games, seeds)]
+        returns = np.zeros(len(games))
+        alive = list(range(len(games)))
+        while alive:
+            actions = np.asarray(policy(np.stack([obs[i] for i in alive]).astype(np.float32))).reshape(-1)
+            still = []
+            for i, action in zip(alive, actions):
+                obs[i], reward, terminated, truncated, _ = games[i].step(int(action))
+                returns[i] += float(reward)
+                if not (terminated or truncated):
+                    still.append(i)
+            alive = still
+    finally:
+        for game in games:
+            game.close()
+    return float(returns.mean())
 
 
 def run_episodes(checkpoint: str | Path, *, episodes: int, env: str | None = None, seed: int = 0,

@@ -140,9 +140,12 @@ def check_learner_only_class(module_id: ModuleID, module_class: type | None) -> 
 def learner_only_module_ids(config: "AlgorithmConfig") -> frozenset[ModuleID]:
     """The IDs of the config's learner-only modules (none without a MultiRLModuleSpec)."""
     spec = config._rl_module_spec
-    if not isinstance(spec, MultiRLModuleSpec):
-        return frozenset()
-    return frozenset(mid for mid, s in spec.rl_module_specs.items() if s.learner_only)
+    ids = set()
+    if isinstance(spec, MultiRLModuleSpec):
+        ids = {mid for mid, s in spec.rl_module_specs.items() if s.learner_only}
+    # An exploration bonus's modules (rlfrontier.bonuses.BonusFields), added when the spec is made.
+    bonus_specs = getattr(config, "bonus_module_specs", None)
+    return frozenset(ids | set(bonus_specs() if bonus_specs is not None else ()))
 
 
 # Learner side ------------------------------------------------------------------------

@@ -169,19 +169,21 @@ def updates_due(
 def replay_training_step(
     algo,
     *,
-    extra_columns: Callable[[int], dict[str, np.ndarray]] | None = None,
+    extra_columns: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
     reward_hook: replay.RewardHook | None = None,
 ) -> None:
     """One training step of `algo` (an Algorithm with `replay_buffer` and `_update_credit`).
 
     Args:
         algo: the algorithm; its config is a ReplayConfig.
-        extra_columns: given the number N of new one-step transitions,
-            per-transition columns to store with them ([N, ...] arrays), e.g.
-            bootstrap masks; a sampled n-step transition carries those of its
-            first step.
+        extra_columns: given the N new one-step transitions (replay's
+            columns), per-transition columns to store with them ([N, ...]
+            arrays), e.g. bootstrap masks; a sampled n-step transition carries
+            those of its first step.
         reward_hook: rewrites the one-step rewards of each sampled window
-            before folding (see TransitionReplayBuffer.fold).
+            before folding (see TransitionReplayBuffer.fold); when it has an
+            `on_add` (rewards.ReplayRewardHook: an exploration bonus), that
+            sees every new transition once and returns columns to store too.
     """
     cfg = algo.config
     with algo.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
@@ -200,7 +202,10 @@ def replay_training_step(
         if columns is not None:
             num_sampled = len(columns[replay.OBS])
             if extra_columns is not None:
-                columns.update(extra_columns(num_sampled))
+                columns.update(extra_columns(columns))
+            on_add = getattr(reward_hook, "on_add", None)
+            if on_add is not None:
+                columns.update(on_add(columns))
             algo.replay_buffer.add(columns)
     algo.metrics.log_value(REPLAY_BUFFER_SIZE, len(algo.replay_buffer), window=1)
 
@@ -231,6 +236,8 @@ def replay_training_step(
         # Rows come shuffled (see TransitionReplayBuffer.sample): every learner's
         # shard and every minibatch of it is drawn from the whole buffer.
         sampled = algo.replay_buffer.sample(num_updates * batch_size, beta=beta, reward_hook=reward_hook)
+        for name in getattr(reward_hook, "private_columns", ()):
+            sampled.pop(name, None)
         # Keyed by the policy module only: the learner hands every learner-only
         # module the same minibatch tensors (TargetSyncLearner._update), so the
         # arrays are not sliced, converted or shipped to learners once per module.
@@ -239,6 +246,8 @@ def replay_training_step(
         )
 
     with algo.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+        if hasattr(reward_hook, "before_update"):
+            reward_hook.before_update(algo.learner_group)
         learner_results = algo.learner_group.update(
             batch=train_batch,
             minibatch_size=cfg.train_batch_size_per_learner,
@@ -250,6 +259,8 @@ def replay_training_step(
         if cfg.prioritized_replay and td_errors is not None:
             algo.replay_buffer.update_priorities(indexes, td_errors)
         algo.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        if hasattr(reward_hook, "after_update"):
+            reward_hook.after_update(algo.learner_group)
 
     with algo.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
         # EnvRunners hold no learner-only module: do not fetch and ship its weights.

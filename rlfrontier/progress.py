@@ -7,7 +7,7 @@ import time
 
 from ray.tune import Callback
 
-from rlfrontier import offpolicy
+from rlfrontier import bonuses, offpolicy
 from rlfrontier import trainable as T
 
 
@@ -76,6 +76,11 @@ class ProgressPrinter(Callback):
             parts.append(f"steps {steps:,}")
         parts.append(f"return {_fmt(result.get(T.EPISODE_RETURN_MEAN))}")
         parts.append(f"eval {_fmt(result.get(T.EVAL_RETURN_MEAN))} (best {_fmt(result.get(T.BEST_EVAL_RETURN_MEAN))})")
+        bonus = result.get(bonuses.RESULTS)
+        if isinstance(bonus, dict) and bonus:
+            cells = bonus.get(bonuses.CELLS)
+            parts.append(f"bonus {_fmt(bonus.get(bonuses.INTRINSIC_MEAN))}"
+                         + ("" if cells is None else f" ({cells:,.0f} cells)"))
         parts.append(f"{rate:,.0f} steps/s")
         if self.stop_timesteps and rate > 0 and not final:
             parts.append(f"ETA {_duration((self.stop_timesteps - steps) / rate)}")

@@ -62,6 +62,8 @@ class AlgoSpec:
     primary_metric: str = EVAL_RETURN_MEAN
     mode: str = "max"
     evaluation_hook: Callable[[Any], dict[str, float]] | None = None
+    # Exploration bonus kinds (rlfrontier.bonuses) the algorithm can take.
+    bonuses: tuple[str, ...] = ()
 
     def __post_init__(self):
         unknown = sorted(set(self.needs) - set(_NEED_TEXT))
@@ -145,6 +147,7 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             ("Discrete",),
             _soft_q,
             ("alpha", "policy_entropy", "q_mean", "qf_loss", *_REWARDS),
+            bonuses=("count", "rnd"),
         ),
         AlgoSpec(
             "boot_dqn",
@@ -153,6 +156,7 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             ("Discrete",),
             _boot_dqn,
             ("qf_loss", "q_mean", "head_disagreement", *_REWARDS),
+            bonuses=("count", "rnd"),
         ),
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),
         AlgoSpec("sac", "RLlib SAC (baseline)", "rllib", ("Box", "Discrete"), _sac),
@@ -189,6 +193,17 @@ def check_needs(spec: AlgoSpec, env: Any, *, env_id: str, demos: str | None = No
         if missing:
             raise BadInput(f"{spec.name} needs {_NEED_TEXT[need]}; {env_id} lacks {', '.join(missing)}"
                            if need != DEMONSTRATIONS else f"{spec.name} needs {_NEED_TEXT[need]}")
+
+
+def check_bonus(spec: AlgoSpec, kind: str, *, where: str) -> None:
+    """BadInput unless `spec` can take an exploration bonus of `kind`; `where` names the setting."""
+    if kind in spec.bonuses:
+        return
+    takers = [name for name, s in ALGORITHMS.items() if kind in s.bonuses]
+    can = f"{kind} goes with {', '.join(takers)}" if takers else f"no algorithm takes {kind}"
+    if spec.bonuses:
+        raise BadInput(f"{where} {kind}: {spec.name} takes {', '.join(spec.bonuses)} ({can})")
+    raise BadInput(f"{where} {kind}: {spec.name} cannot take an exploration bonus ({can})")
 
 
 def evaluation_metrics(spec: AlgoSpec, algo: Any) -> dict[str, float]:

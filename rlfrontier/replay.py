@@ -48,6 +48,9 @@ WEIGHTS = "weights"
 INDEXES = "buffer_indexes"
 INTERMEDIATE_OBS = "intermediate_obs"
 INTERMEDIATE_DISCOUNTS = "intermediate_discounts"
+# The first step's own next observation s_{t+1}, when NEXT_OBS is s_{t+k}, k > 1
+# (sampled only when `keep_step_next_obs` is set: RND's predictor trains on it).
+STEP_NEXT_OBS = "step_next_obs"
 # Stored one-step column.
 TERMINATEDS = "terminateds"
 # Row tags read by `add` to link steps (not stored).
@@ -185,9 +188,19 @@ class TransitionReplayBuffer:
         self._open_episodes: dict[str, tuple[int, int]] = {}
         self._max_priority = 1.0
         self._tree = _SumTree(self.capacity) if prioritized else None
+        # Set by a consumer that needs STEP_NEXT_OBS in n-step batches (see fold).
+        self.keep_step_next_obs = False
 
     def __len__(self) -> int:
         return min(self._num_added, self.capacity)
+
+    def stored_slots(self) -> np.ndarray:
+        """The slots that hold a transition now."""
+        return np.flatnonzero(self._ids >= 0)
+
+    def column(self, name: str) -> np.ndarray | None:
+        """A stored column ([capacity, ...], writable; rows of `stored_slots` only are meaningful), or None."""
+        return None if self._storage is None else self._storage.get(name)
 
     def _allocate(self, columns: dict[str, np.ndarray]) -> None:
         self._storage = {
@@ -338,6 +351,8 @@ class TransitionReplayBuffer:
         if self.n_step > 1:
             batch[INTERMEDIATE_OBS] = np.take(storage[OBS], slots[:, 1:], axis=0)
             batch[INTERMEDIATE_DISCOUNTS] = weights[:, 1:].astype(np.float32)
+            if self.keep_step_next_obs:
+                batch[STEP_NEXT_OBS] = storage[NEXT_OBS][first]
         return batch
 
     def sample(

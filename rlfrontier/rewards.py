@@ -153,41 +153,103 @@ class RewardTransformFields:
 class ReplayRewardHook:
     """The replay-time seam: `TransitionReplayBuffer.sample(..., reward_hook=hook)`.
 
+    Rewrites each replayed one-step reward as T(r) + b: the transform T
+    (identity when None) and the exploration bonus b (rlfrontier.bonuses,
+    none when None). `on_add` hands the bonus every new transition once, as
+    it goes into replay, and returns the columns it stores beside them.
+
     Keeps the means and the range of what it rewrote in the last call (steps
     inside the windows only); the range feeds the Q-value bounds, which must
     follow the rewards the learner actually sees.
     """
 
-    def __init__(self, transform: RewardTransform):
+    def __init__(self, transform: RewardTransform | None = None, bonus=None):
         self.transform = transform
+        self.bonus = bonus
         self.extrinsic_mean: float | None = None
         self.transformed_mean: float | None = None
+        self.intrinsic_mean: float | None = None
         self.low, self.high = math.inf, -math.inf
 
+    @property
+    def private_columns(self) -> tuple[str, ...]:
+        """Stored columns for the bonus alone: dropped from the batches sent to learners."""
+        return () if self.bonus is None else self.bonus.private_columns
+
+    def on_add(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {} if self.bonus is None else self.bonus.observe(columns)
+
+    def attach(self, learner_group) -> None:
+        if self.bonus is not None:
+            self.bonus.attach(learner_group)
+
+    def before_update(self, learner_group) -> None:
+        if self.bonus is not None:
+            self.bonus.before_update(learner_group)
+
+    def after_update(self, learner_group) -> None:
+        if self.bonus is not None:
+            self.bonus.after_update(learner_group)
+
     def __call__(self, window: dict[str, np.ndarray]) -> np.ndarray:
-        new = self.transform(window)
+        extrinsic = np.asarray(window[replay.REWARDS], dtype=np.float32)
+        new = extrinsic if self.transform is None else self.transform(window)
+        intrinsic = None
+        if self.bonus is not None:
+            intrinsic = np.asarray(self.bonus.intrinsic(window), dtype=np.float32)
+            new = new + intrinsic
         inside = window.get(replay.WINDOW_MASK)
         if inside is None:
             inside = np.ones(new.shape, dtype=bool)
         if inside.any():
-            self.extrinsic_mean = float(np.asarray(window[replay.REWARDS])[inside].mean())
+            self.extrinsic_mean = float(extrinsic[inside].mean())
             self.transformed_mean = float(new[inside].mean())
+            if intrinsic is not None:
+                self.intrinsic_mean = float(intrinsic[inside].mean())
             self.low = min(self.low, float(new[inside].min()))
             self.high = max(self.high, float(new[inside].max()))
         return new
 
     def log(self, metrics, module_id: str = DEFAULT_MODULE_ID) -> None:
-        """Logs the last call's means into an Algorithm's metrics, beside the learner's results."""
+        """Logs the last call's means into an Algorithm's metrics: beside the learner's results, and the bonus's own."""
         if self.extrinsic_mean is None:
             return
         metrics.log_value((LEARNER_RESULTS, module_id, REWARD_EXTRINSIC_MEAN), self.extrinsic_mean, window=1)
         metrics.log_value((LEARNER_RESULTS, module_id, REWARD_TRANSFORMED_MEAN), self.transformed_mean, window=1)
+        if self.bonus is not None:
+            from rlfrontier import bonuses
+
+            metrics.log_value((bonuses.RESULTS, bonuses.INTRINSIC_MEAN), self.intrinsic_mean, window=1)
+            for key, value in self.bonus.metrics().items():
+                metrics.log_value((bonuses.RESULTS, key), value, window=1)
 
 
-def replay_hook(config) -> ReplayRewardHook | None:
-    """The replay hook for an algorithm's config (None when it has no transform)."""
+def attach_replay_hook(algo) -> ReplayRewardHook | None:
+    """The replay hook of a replay Algorithm (built in its setup, after its learners): built and attached."""
+    from rlfrontier.bonuses import env_observation_space
+
+    hook = replay_hook(algo.config, observation_space=env_observation_space(algo))
+    if hook is not None:
+        hook.attach(algo.learner_group)
+        if hook.bonus is not None and hook.bonus.needs_step_next_obs:
+            algo.replay_buffer.keep_step_next_obs = True
+    return hook
+
+
+def replay_hook(config, *, observation_space=None) -> ReplayRewardHook | None:
+    """The replay hook for an algorithm's config: its reward transform and its bonus (None when neither).
+
+    The bonus draws from the run's own stream (seeding.BONUS) and reads the
+    observation space to pick its hash.
+    """
+    from rlfrontier import bonuses, seeding
+
     transform = build(getattr(config, FIELD, None))
-    return None if transform is None else ReplayRewardHook(transform)
+    bonus = bonuses.build(getattr(config, bonuses.FIELD, None), observation_space=observation_space,
+                          seed=seeding.derive_seed(getattr(config, "seed", None), seeding.BONUS))
+    if transform is None and bonus is None:
+        return None
+    return ReplayRewardHook(transform, bonus)
 
 
 def episode_columns(episode) -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from rlfrontier import configure, envs, registry, session, tracking, tuning
+from rlfrontier import bonuses, configure, envs, registry, session, tracking, tuning
 from rlfrontier import trainable as T
 from rlfrontier.progress import ProgressPrinter
 from rlfrontier.registry import AlgoSpec
@@ -321,6 +321,7 @@ def _trial_summary(result, *, spec: RunSpec, prepared: Prepared, tracker: tracki
         "metrics": {
             **{k: learner[k] for k in prepared.algo.reported_metrics if k in learner},
             **(m.get(registry.EVALUATION_METRICS) or {}),
+            **{f"{bonuses.RESULTS}/{k}": v for k, v in (m.get(bonuses.RESULTS) or {}).items()},
         },
         "mlflow_run_id": tracker.run_id_of(m.get("trial_id")),
         "error": error,

@@ -17,6 +17,7 @@ REPLAY = "replay"
 BOOTSTRAP_MASKS = "bootstrap_masks"
 HEAD_PICKER = "head_picker"
 ENV_MAPPING = "env_mapping"
+BONUS = "exploration_bonus"
 
 
 def derive_seed(seed: int | None, purpose: str, index: int = 0) -> int | None:

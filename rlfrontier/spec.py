@@ -428,6 +428,21 @@ def _drop_none(data: Any) -> Any:
     return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
 
+def _bonus_into_config(data: Any) -> Any:
+    """A tune file's `bonus:` section is the AlgorithmConfig field `bonus` (rlfrontier.bonuses),
+    so that its fields are searched and checked as `bonus.beta`, like any setting."""
+    if not isinstance(data, dict) or "bonus" not in data:
+        return data
+    data = dict(data)
+    bonus = data.pop("bonus")
+    config = dict(data.get("config") or {})
+    if any(key == "bonus" or str(key).startswith("bonus.") for key in config):
+        raise invalid("is also set under config", at=("bonus",), value=bonus)
+    config["bonus"] = bonus
+    data["config"] = config
+    return data
+
+
 class ConfigSpec(_Part):
     """The part of a run that makes its AlgorithmConfig (`rlfrontier.configure.algorithm_config`)."""
 
@@ -447,7 +462,7 @@ class ConfigSpec(_Part):
     @model_validator(mode="before")
     @classmethod
     def _none_is_default(cls, data: Any) -> Any:
-        return _drop_none(data)
+        return _bonus_into_config(_drop_none(data))
 
     @property
     def origin(self) -> Origin:

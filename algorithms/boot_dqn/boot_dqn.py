@@ -24,7 +24,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rlfrontier import offpolicy, rewards, seeding
+from rlfrontier import bonuses, offpolicy, replay, rewards, seeding
 from rlfrontier.algorithms.boot_dqn.connectors import BootstrapHeadPicker, head_picker_seed
 from rlfrontier.algorithms.boot_dqn.env_runner import BootDQNEnvRunner
 from rlfrontier.validation import BadInput, check_range
@@ -33,7 +33,7 @@ from rlfrontier.validation import BadInput, check_range
 BOOTSTRAP_MASK = "bootstrap_mask"
 
 
-class BootDQNConfig(rewards.RewardTransformFields, offpolicy.ReplayConfig):
+class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolicy.ReplayConfig):
     """Configuration of bootstrapped DQN; every field is set through `training()`.
 
     Fields (defaults after bsuite's deep-sea agent, Osband et al. 2018/2020):
@@ -156,7 +156,7 @@ def _check_epsilon(epsilon) -> None:
         check_range("epsilon", epsilon, 0.0, 1.0)
 
 
-class BootDQN(Algorithm):
+class BootDQN(bonuses.BonusState, Algorithm):
     """Bootstrapped DQN: the project's replay step, plus a bootstrap mask per transition and head."""
 
     @classmethod
@@ -169,9 +169,10 @@ class BootDQN(Algorithm):
         self._update_credit = 0.0
         # A stream of its own: the replay sampler draws from seeding.REPLAY.
         self._mask_rng = seeding.rng(self.config.seed, seeding.BOOTSTRAP_MASKS)
-        self._reward_hook = rewards.replay_hook(self.config)
+        self._reward_hook = rewards.attach_replay_hook(self)
 
-    def _bootstrap_masks(self, num_transitions: int) -> dict[str, np.ndarray]:
+    def _bootstrap_masks(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        num_transitions = len(columns[replay.OBS])
         masks = self._mask_rng.random((num_transitions, self.config.num_heads)) < self.config.mask_prob
         return {BOOTSTRAP_MASK: masks.astype(np.float32)}
 

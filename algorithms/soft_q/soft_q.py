@@ -19,14 +19,14 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.metrics import LEARNER_RESULTS
 
-from rlfrontier import offpolicy, rewards
+from rlfrontier import bonuses, offpolicy, rewards
 from rlfrontier.algorithms.soft_q import losses
 from rlfrontier.algorithms.soft_q.soft_q_learner import ALPHA
 from rlfrontier.validation import check_choice, check_range
 
 
 
-class SoftQConfig(rewards.RewardTransformFields, offpolicy.ReplayConfig):
+class SoftQConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolicy.ReplayConfig):
     """Configuration of soft Q-learning; every field is set through `training()`.
 
     Fields (defaults tuned for CartPole-v1 on two CPU cores; see benchmarks/):
@@ -41,6 +41,7 @@ class SoftQConfig(rewards.RewardTransformFields, offpolicy.ReplayConfig):
         huber_delta: Huber threshold of the TD loss (None: squared error).
         grad_clip: global gradient norm clip (None: off).
         reward_transform: rewrites rewards at replay time (rlfrontier.rewards).
+        bonus: an exploration bonus added at replay time (rlfrontier.bonuses).
         and the replay fields of offpolicy.ReplayConfig (n_step, replay_capacity,
         prioritized_replay*, training_intensity: default 64 / batch 64, one
         update per env step; num_steps_sampled_before_learning_starts).
@@ -149,7 +150,7 @@ class SoftQConfig(rewards.RewardTransformFields, offpolicy.ReplayConfig):
         return SoftQTorchLearner
 
 
-class SoftQ(Algorithm):
+class SoftQ(bonuses.BonusState, Algorithm):
     """Soft Q-learning with the project's transition-level replay path (offpolicy)."""
 
     @classmethod
@@ -162,7 +163,7 @@ class SoftQ(Algorithm):
         self._update_credit = 0.0
         # {module_id: (obs_space, action_space)}, inferred by RLlib from an EnvRunner.
         self._num_actions = int(self.spaces[DEFAULT_MODULE_ID][1].n)
-        self._reward_hook = rewards.replay_hook(self.config)
+        self._reward_hook = rewards.attach_replay_hook(self)
         self._max_alpha = self.config.alpha
 
     def training_step(self) -> None:

@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
 
 # Start states of greedy evaluation: seed s, episode k resets with
 # EVAL_SEED_BASE + 100 * s + k (never a training env's reset seed).
@@ -79,30 +77,10 @@ def train_until(algorithm, *, seed: int, budget: int, goal: float, evaluate: Cal
 
 
 def greedy_return_mean(module, env_id: str, *, seeds: list[int], env_config: dict[str, Any] | None = None) -> float:
-    """Mean return of the module's greedy policy, one episode per reset seed, all envs stepped as one batch."""
-    from rlfrontier import envs as project_envs
-    from rlfrontier.evaluation import act
+    """Mean return of the module's greedy policy, one episode per reset seed (rlfrontier.evaluation)."""
+    from rlfrontier.evaluation import act, greedy_return_mean as play
 
-    project_envs.check_env(env_id, env_config or {})  # registers the project's envs with gymnasium
-    envs = [gym.make(env_id, **(env_config or {})) for _ in seeds]
-    try:
-        obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
-        returns = np.zeros(len(envs))
-        alive = list(range(len(envs)))
-        while alive:
-            actions = np.asarray(act(module, np.stack([obs[i] for i in alive]).astype(np.float32),
-                                     explore=False)).reshape(-1)
-            still = []
-            for i, action in zip(alive, actions):
-                obs[i], reward, terminated, truncated, _ = envs[i].step(int(action))
-                returns[i] += float(reward)
-                if not (terminated or truncated):
-                    still.append(i)
-            alive = still
-    finally:
-        for env in envs:
-            env.close()
-    return float(returns.mean())
+    return play(lambda obs: act(module, obs, explore=False), env_id, seeds=seeds, env_config=env_config)
 
 
 def eval_seeds(run_seed: int, episodes: int) -> list[int]:

@@ -113,7 +113,7 @@ def head_slices(net) -> list[list[torch.Tensor]]:
 def test_algorithm_stores_one_mask_per_transition_and_head():
     config = BootDQNConfig().training(num_heads=HEADS, mask_prob=0.5)
     stub = types.SimpleNamespace(config=config, _mask_rng=np.random.default_rng(0))
-    masks = BootDQN._bootstrap_masks(stub, 500)[BOOTSTRAP_MASK]
+    masks = BootDQN._bootstrap_masks(stub, {replay.OBS: np.zeros((500, 1))})[BOOTSTRAP_MASK]
     assert masks.shape == (500, HEADS) and masks.dtype == np.float32
     assert set(np.unique(masks)) == {0.0, 1.0}
     # 2000 Bernoulli(0.5) draws: the mean is within 5 standard deviations (0.011 each) of 0.5.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,8 @@ def _is_field_path(model: type[BaseModel], path: tuple[str, ...]) -> bool:
     if len(path) == 1:
         return True
     inner = info.annotation
+    if typing.get_origin(inner) is dict:  # a mapping field (config): flags may fill keys inside it
+        return True
     return isinstance(inner, type) and issubclass(inner, BaseModel) and _is_field_path(inner, path[1:])
 
 
@@ -161,3 +165,9 @@ def test_default_of():
     assert spec.default_of("evaluation.interval") == spec.DEFAULT_EVAL_INTERVAL
     assert spec.default_of("storage_path") == "ray_results"
     assert spec.default_of("scheduler").type == "fifo"
+
+
+def test_bonus_flags_fill_the_config_field_bonus(tmp_path):
+    run = train_spec("soft_q", "--env", "CartPole-v1", "--set", "lr=1e-3", "--bonus", "count",
+                     "--bonus-config", "beta=0.2", "hash=exact", "--stop-iters", "1")
+    assert run.config == {"lr": 1e-3, "bonus": {"type": "count", "beta": 0.2, "hash": "exact"}}
