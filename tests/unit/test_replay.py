@@ -628,3 +628,28 @@ def test_importance_weights_are_normalised_over_the_buffer_not_the_batch():
         batch = buffer.sample(1, beta=0.4)
         expected = 1.0 if batch[INDEXES][0] == 0 else 1000.0 ** -0.4
         assert batch[WEIGHTS][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_polyak_update_matches_rllibs_and_copies_at_tau_one():
+    import copy
+
+    import torch
+    from ray.rllib.utils.torch_utils import update_target_network
+
+    from rlfrontier.offpolicy import polyak_update
+
+    torch.manual_seed(0)
+    main = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(5), torch.nn.Linear(5, 2))
+    main(torch.randn(8, 3))  # moves the batch-norm running statistics (float buffers) and the batch count
+    target = copy.deepcopy(main)
+    for p in target.parameters():
+        p.data.normal_()
+    target[1].running_mean.normal_()
+    reference = copy.deepcopy(target)
+    polyak_update(main_net=main, target_net=target, tau=0.3)
+    update_target_network(main_net=main, target_net=reference, tau=0.3)
+    for (name, a), b in zip(target.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b.to(a.dtype), rtol=1e-6, atol=1e-6, msg=name)
+    polyak_update(main_net=main, target_net=target, tau=1.0)
+    for a, b in zip(target.state_dict().values(), main.state_dict().values()):
+        assert torch.equal(a, b)
