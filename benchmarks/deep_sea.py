@@ -52,14 +52,10 @@ def build(contender: str, size: int, seed: int, budget: int):
         algo = "boot_dqn"
         overrides = {"num_heads": 1, "prior_scale": 0.0, "mask_prob": 1.0, "epsilon": _epsilon(budget)}
     else:
-        # RLlib's DQN draws its random actions from the actions whose Q is not
-        # exactly 0; with the zero bias init of its tuned CartPole settings,
-        # DeepSea's all-zero terminal observation gives Q = 0 everywhere and
-        # torch.multinomial fails ("invalid multinomial distribution"). Default
-        # (non-zero) bias init avoids it.
+        # RLlib's DQN with its tuned CartPole settings; the registry's module
+        # explores from DeepSea's all-zero terminal observation (rlfrontier.baselines).
         algo = "dqn"
-        overrides = {"epsilon": _epsilon(budget),
-                     "model_config": {"fcnet_bias_initializer": None, "head_fcnet_bias_initializer": None}}
+        overrides = {"epsilon": _epsilon(budget)}
     _, config, _ = build_config(algo=algo, env=ENV_ID, env_config={"size": size}, seed=seed,
                                 overrides=overrides, evaluation_interval=0)
     return config.build_algo()

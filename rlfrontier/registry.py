@@ -88,6 +88,9 @@ def _boot_dqn() -> AlgorithmConfig:
 def _dqn() -> AlgorithmConfig:
     from ray.rllib.algorithms.dqn import DQNConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from rlfrontier.baselines import EpsilonGreedyDQNModule
 
     # RLlib's tuned_examples/dqn/cartpole_dqn.py (new API stack).
     return (
@@ -109,6 +112,8 @@ def _dqn() -> AlgorithmConfig:
             epsilon=[(0, 1.0), (10000, 0.02)],
         )
         .rl_module(
+            # RLlib's module, with an exploration that works on all-zero observations (rlfrontier.baselines).
+            rl_module_spec=RLModuleSpec(module_class=EpsilonGreedyDQNModule),
             model_config=DefaultModelConfig(
                 fcnet_hiddens=[256],
                 fcnet_activation="tanh",

@@ -138,8 +138,10 @@ def test_restore_fine_tunes_on_another_env_with_the_same_spaces(trained):
 
 
 def test_rllib_baselines_train_by_name(tmp_path):
-    proc = run_cli("train", "dqn", "--env", "CartPole-v1", "--seed", "0", "--stop-iters", "2",
-                   "--eval-interval", "0", "--json", cwd=tmp_path)
+    # On a project env: DeepSea's all-zero terminal observation used to crash RLlib's
+    # epsilon-greedy with its tuned (zero-bias) settings (rlfrontier.baselines).
+    proc = run_cli("train", "dqn", "--env", "rlfrontier/DeepSea-v0", "--env-config", "size=6", "--seed", "0",
+                   "--stop-iters", "2", "--eval-interval", "0", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = last_json(proc.stdout)
     assert out["algo"] == "dqn" and out["iterations"] == 2 and out["env_steps"] > 0
