@@ -39,7 +39,7 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.utils.metrics import LEARNER_RESULTS
 
-from rlfrontier import replay
+from rlfrontier import bonuses, replay, seeding
 
 # Learner-result keys, defined once here.
 REWARD_EXTRINSIC_MEAN = "reward_extrinsic_mean"
@@ -217,8 +217,6 @@ class ReplayRewardHook:
         metrics.log_value((LEARNER_RESULTS, module_id, REWARD_EXTRINSIC_MEAN), self.extrinsic_mean, window=1)
         metrics.log_value((LEARNER_RESULTS, module_id, REWARD_TRANSFORMED_MEAN), self.transformed_mean, window=1)
         if self.bonus is not None:
-            from rlfrontier import bonuses
-
             metrics.log_value((bonuses.RESULTS, bonuses.INTRINSIC_MEAN), self.intrinsic_mean, window=1)
             for key, value in self.bonus.metrics().items():
                 metrics.log_value((bonuses.RESULTS, key), value, window=1)
@@ -226,9 +224,7 @@ class ReplayRewardHook:
 
 def attach_replay_hook(algo) -> ReplayRewardHook | None:
     """The replay hook of a replay Algorithm (built in its setup, after its learners): built and attached."""
-    from rlfrontier.bonuses import env_observation_space
-
-    hook = replay_hook(algo.config, observation_space=env_observation_space(algo))
+    hook = replay_hook(algo.config, observation_space=bonuses.env_observation_space(algo))
     if hook is not None:
         hook.attach(algo.learner_group)
         if hook.bonus is not None and hook.bonus.needs_step_next_obs:
@@ -242,8 +238,6 @@ def replay_hook(config, *, observation_space=None) -> ReplayRewardHook | None:
     The bonus draws from the run's own stream (seeding.BONUS) and reads the
     observation space to pick its hash.
     """
-    from rlfrontier import bonuses, seeding
-
     transform = build(getattr(config, FIELD, None))
     bonus = bonuses.build(getattr(config, bonuses.FIELD, None), observation_space=observation_space,
                           seed=seeding.derive_seed(getattr(config, "seed", None), seeding.BONUS))

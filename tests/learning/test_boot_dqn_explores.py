@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.learning.train_until import built, greedy_return_mean, train_until
+from tests.learning.train_until import train_on_deep_sea
 
 pytestmark = pytest.mark.learning
 
@@ -36,21 +36,12 @@ SEEDS = (0, 1, 2)
 SIZE = 12
 BUDGET = 5_000
 ITERATION = 500  # env steps between greedy checks (RLlib's min_sample_timesteps_per_iteration)
-SOLVED = 0.98
-ENV = "rlfrontier/DeepSea-v0"
 EPSILON_GREEDY_DQN = {"num_heads": 1, "prior_scale": 0.0, "mask_prob": 1.0,
                       "epsilon": [[0, 1.0], [BUDGET // 2, 0.05]]}
 
 
-def greedy_episode(algo) -> float:
-    # The run's own DeepSea: env_config holds the mapping seed derived from the run's seed.
-    return greedy_return_mean(algo.get_module(), ENV, seeds=[0], env_config=dict(algo.config.env_config))
-
-
 def solved(seed: int, **overrides) -> bool:
-    with built("boot_dqn", env=ENV, env_config={"size": SIZE}, seed=seed,
-               overrides={"min_sample_timesteps_per_iteration": ITERATION, **overrides}) as algo:
-        run = train_until(algo, seed=seed, budget=BUDGET, goal=SOLVED, evaluate=greedy_episode)
+    run = train_on_deep_sea("boot_dqn", size=SIZE, seed=seed, budget=BUDGET, iteration=ITERATION, overrides=overrides)
     assert run.reached or BUDGET <= run.env_steps < BUDGET + ITERATION, run
     return run.reached
 

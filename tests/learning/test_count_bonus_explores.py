@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.learning.train_until import built, greedy_return_mean, train_until
+from tests.learning.train_until import train_on_deep_sea
 
 pytestmark = pytest.mark.learning
 
@@ -32,19 +32,11 @@ SEEDS = (0, 1, 2)
 SIZE = 14
 BUDGET = 12_288
 ITERATION = 500  # min_sample_timesteps_per_iteration: 512 env steps (8 envs x 16 steps x 4) per iteration
-SOLVED = 0.98
-ENV = "rlfrontier/DeepSea-v0"
 COUNT = {"bonus": {"type": "count", "beta": 0.1}}
 
 
-def greedy_episode(algo) -> float:
-    return greedy_return_mean(algo.get_module(), ENV, seeds=[0], env_config=dict(algo.config.env_config))
-
-
 def solved(seed: int, **overrides) -> bool:
-    with built("soft_q", env=ENV, env_config={"size": SIZE}, seed=seed,
-               overrides={"min_sample_timesteps_per_iteration": ITERATION, **overrides}) as algo:
-        run = train_until(algo, seed=seed, budget=BUDGET, goal=SOLVED, evaluate=greedy_episode)
+    run = train_on_deep_sea("soft_q", size=SIZE, seed=seed, budget=BUDGET, iteration=ITERATION, overrides=overrides)
     assert run.reached or BUDGET <= run.env_steps < BUDGET + 2 * ITERATION, run
     return run.reached
 

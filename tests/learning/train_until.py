@@ -85,3 +85,21 @@ def greedy_return_mean(module, env_id: str, *, seeds: list[int], env_config: dic
 
 def eval_seeds(run_seed: int, episodes: int) -> list[int]:
     return [EVAL_SEED_BASE + 100 * run_seed + k for k in range(episodes)]
+
+
+DEEP_SEA = "rlfrontier/DeepSea-v0"
+DEEP_SEA_SOLVED = 0.98  # the optimum is 0.99; every policy that misses the treasure earns at most 0
+
+
+def train_on_deep_sea(algo: str, *, size: int, seed: int, budget: int, iteration: int,
+                      overrides: dict[str, Any] | None = None) -> Run:
+    """`algo` on the run's own DeepSea (its mapping follows the seed) until one greedy episode
+    returns >= DEEP_SEA_SOLVED, checked every `iteration` env steps, or `budget` env steps."""
+    def greedy_episode(algorithm) -> float:
+        # env_config holds the mapping seed derived from the run's seed.
+        return greedy_return_mean(algorithm.get_module(), DEEP_SEA, seeds=[0],
+                                  env_config=dict(algorithm.config.env_config))
+
+    with built(algo, env=DEEP_SEA, env_config={"size": size}, seed=seed,
+               overrides={"min_sample_timesteps_per_iteration": iteration, **(overrides or {})}) as algorithm:
+        return train_until(algorithm, seed=seed, budget=budget, goal=DEEP_SEA_SOLVED, evaluate=greedy_episode)
