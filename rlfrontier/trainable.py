@@ -272,6 +272,10 @@ def train_loop(
             # e.g. just after a restore).
             result.update({k: v for k, v in summary.items() if not _unknown(v)})
             result[DONE_REASON] = "stop criterion" if done else ""
+            # Tune's own flag (RLlib's result carries it as False): a final
+            # result must stop the trial before the scheduler sees it, or PBT
+            # may "exploit" into a trial whose function has already returned.
+            result["done"] = bool(done)
             if new_best or done or summary[ITERATIONS] % checkpoint_every == 0:
                 result[CHECKPOINT_SCORE] = evaluated if new_best else NOT_BEST
                 with tempfile.TemporaryDirectory() as tmp:

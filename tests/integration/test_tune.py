@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from tests.conftest import RLFRONTIER, last_json, run_cli
 
@@ -20,7 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_two_trial_asha_search_from_tune_configs_registers_the_best(tmp_path):
-    proc = run_cli("tune", str(ROOT / "tune_configs" / "soft_q_cartpole.yaml"), "--num-samples", "2",
+    # The shipped search as it is, on a smaller budget (its own is 30,000 env
+    # steps a trial): ASHA's rungs, evaluation and registration are the same.
+    shipped = yaml.safe_load((ROOT / "tune_configs" / "soft_q_cartpole.yaml").read_text())
+    search = tmp_path / "soft_q_cartpole.yaml"
+    search.write_text(yaml.safe_dump({**shipped, "stop": {**shipped["stop"], "timesteps": 8000}}))
+    proc = run_cli("tune", str(search), "--num-samples", "2",
                    "--register", "soft-q-cartpole", "--json", cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)
@@ -141,7 +147,7 @@ search_space:
   alpha: {uniform: [0.01, 0.3]}
   target_update_interval: {randint: [50, 200]}
 num_samples: 2
-scheduler: {type: pbt, perturbation_interval: 2, quantile_fraction: 0.5, resample_probability: 0.01}
+scheduler: {type: pbt, perturbation_interval: 1, quantile_fraction: 0.5, resample_probability: 0.01}
 stop: {timesteps: 8000}
 evaluation: {interval: 0}
 max_concurrent_trials: 2
@@ -185,6 +191,11 @@ def test_pbt_exploits_through_checkpoints_and_logs_mutations_as_metrics(tmp_path
         assert iterations.count(1) == 1, iterations
         assert max(iterations) > clone_iteration
     assert all(t["env_steps"] >= 8000 for t in summary["trials"])
+    # Each trial's final result tells Tune it is done, so no scheduler acts on
+    # it (PBT once "exploited" into a trial whose function had returned).
+    for result_file in experiment.glob("*/result.json"):
+        dones = [json.loads(line)["done"] for line in result_file.read_text().splitlines()]
+        assert dones[-1] is True and not any(dones[:-1]), dones
 
 
 NESTED_SEARCH = """\

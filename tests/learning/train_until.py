@@ -83,6 +83,22 @@ def greedy_return_mean(module, env_id: str, *, seeds: list[int], env_config: dic
     return play(lambda obs: act(module, obs, explore=False), env_id, seeds=seeds, env_config=env_config)
 
 
+def at_least(k: int, seeds: tuple[int, ...], solved: Callable[[int], bool]) -> tuple[bool, dict[int, bool]]:
+    """Whether `solved(seed)` holds for at least `k` of `seeds`, and the outcomes run.
+
+    Seeds run in order, only until the answer is known (k successes, or too
+    few seeds left to reach k): the same decision as running them all, for
+    less time. A test of "at most k-1 of n" asserts the answer is False.
+    """
+    outcomes: dict[int, bool] = {}
+    for i, seed in enumerate(seeds):
+        outcomes[seed] = solved(seed)
+        successes = sum(outcomes.values())
+        if successes >= k or successes + len(seeds) - 1 - i < k:
+            break
+    return sum(outcomes.values()) >= k, outcomes
+
+
 def eval_seeds(run_seed: int, episodes: int) -> list[int]:
     return [EVAL_SEED_BASE + 100 * run_seed + k for k in range(episodes)]
 
