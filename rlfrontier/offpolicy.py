@@ -384,6 +384,36 @@ class TargetSyncLearner(Learner):
         sync_target_networks(self, self._num_updates)
         return result
 
+    def postprocess_gradients_for_module(self, *, module_id, config=None, module_gradients_dict):
+        """RLlib's clipping by global norm, with one fused norm instead of one per tensor.
+
+        The same coefficient and the same logged norm
+        (`gradients_{optimizer}_global_norm`) as RLlib's Learner; RLlib's own
+        path runs for other clip modes and for non-finite gradients.
+        """
+        import torch
+
+        from rlfrontier.torch_utils import clip_to_global_norm_, global_norm
+
+        if config.grad_clip and config.grad_clip_by == "global_norm":
+            groups = []
+            for optimizer_name, optimizer in self.get_optimizers_for_module(module_id):
+                grads = self.filter_param_dict_for_optimizer(param_dict=module_gradients_dict, optimizer=optimizer)
+                norm = None if any(g is None for g in grads.values()) else global_norm(list(grads.values()))
+                if norm is None or not torch.isfinite(norm):
+                    groups = None
+                    break
+                groups.append((optimizer_name, grads, norm))
+            if groups is not None:
+                clipped = {}
+                for optimizer_name, grads, norm in groups:
+                    clip_to_global_norm_(list(grads.values()), norm, config.grad_clip)
+                    self.metrics.log_value((module_id, f"gradients_{optimizer_name}_global_norm"), norm, window=1)
+                    clipped.update(grads)
+                return clipped
+        return super().postprocess_gradients_for_module(
+            module_id=module_id, config=config, module_gradients_dict=module_gradients_dict)
+
     def apply_gradients(self, gradients_dict) -> None:
         """RLlib's TorchLearner.apply_gradients, with one fused finiteness check instead of two per tensor.
 

@@ -394,3 +394,36 @@ def test_polyak_target_update_with_tau_below_one(env):
                 assert not same(new, old)
             else:
                 assert same(new, old), k
+
+
+# Fused gradient clipping (offpolicy.TargetSyncLearner) -------------------------------
+@pytest.mark.parametrize("scale", [1e-3, 1e3])  # below and above grad_clip
+def test_fused_global_norm_clipping_matches_rllibs(env, scale):
+    from ray.rllib.core.learner.learner import Learner
+
+    learner = make_learner(env, grad_clip=10.0, grad_clip_by="global_norm")
+    gen = torch.Generator().manual_seed(1)
+    grads = {pid: scale * torch.randn(p.shape, generator=gen) for pid, p in learner._params.items()}
+    config = learner.config.get_config_for_module(MID)
+    ours = learner.postprocess_gradients_for_module(
+        module_id=MID, config=config, module_gradients_dict={k: g.clone() for k, g in grads.items()})
+    theirs = Learner.postprocess_gradients_for_module(
+        learner, module_id=MID, config=config, module_gradients_dict={k: g.clone() for k, g in grads.items()})
+    assert ours.keys() == theirs.keys() and len(ours) == len(grads)
+    for key in ours:
+        torch.testing.assert_close(ours[key], theirs[key], rtol=1e-5, atol=1e-7)
+    total = torch.linalg.vector_norm(torch.cat([g.flatten() for g in ours.values()]))
+    assert total <= 10.0 + 1e-4 and (scale > 1 or torch.isclose(total, torch.linalg.vector_norm(
+        torch.cat([g.flatten() for g in grads.values()]))))
+
+
+def test_fused_clipping_leaves_a_nan_gradient_to_rllibs_path(env):
+    learner = make_learner(env, grad_clip=10.0, grad_clip_by="global_norm")
+    grads = {pid: torch.ones(p.shape) for pid, p in learner._params.items()}
+    first = next(iter(grads))
+    grads[first][...] = float("nan")
+    out = learner.postprocess_gradients_for_module(
+        module_id=MID, config=learner.config.get_config_for_module(MID), module_gradients_dict=grads)
+    # RLlib's clip_gradients counts a nan norm as 0 (nan_to_num) and leaves the finite gradients unscaled.
+    assert torch.isnan(out[first]).all()
+    assert all(torch.equal(g, torch.ones_like(g)) for k, g in out.items() if k is not first)

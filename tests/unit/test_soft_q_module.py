@@ -54,6 +54,15 @@ def test_forward_train_shapes():
     assert not torch.allclose(out[Q_VALUES], out[Q_VALUES_TWIN])
 
 
+def test_forward_train_puts_every_submodule_back_in_train_mode():
+    module = make_module()
+    module.forward_train(obs_batch(2))
+    assert all(m.training for m in module.modules())
+    module.eval()  # as RLlib's forward_inference does, or a user
+    module.forward_train(obs_batch(2))
+    assert all(m.training for m in module.modules())
+
+
 def test_without_twin_q_there_is_no_twin_head():
     module = make_module(twin_q=False)
     out = module.forward_train(obs_batch(2))

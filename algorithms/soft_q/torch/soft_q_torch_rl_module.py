@@ -14,6 +14,8 @@ from ray.rllib.core.learner.utils import make_target_network
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, QNetAPI, TargetNetworkAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
+from rlfrontier.torch_utils import TrainModeOnce
+
 # fwd_out keys, defined once beside their owner.
 Q_VALUES = "q_values"
 Q_VALUES_TWIN = "q_values_twin"
@@ -31,7 +33,7 @@ def _mlp(in_dim: int, hidden_sizes: list[int], out_dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class SoftQTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
+class SoftQTorchRLModule(TrainModeOnce, TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     """Q(s, .) network(s) whose action distribution inputs are Q / alpha.
 
     The EnvRunner's default action connector then samples the Boltzmann policy
