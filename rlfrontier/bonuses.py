@@ -432,11 +432,14 @@ class RNDBonus(Bonus):
 BONUSES: dict[str, type[Bonus]] = {cls.kind: cls for cls in (CountBonus, RNDBonus)}
 
 
-def settings_of(kind: str) -> list[str]:
-    """The settings a user may give a kind (what its constructor takes, less what the runtime supplies)."""
+def settings_of(kind: str, kinds: Mapping[str, type[Bonus]] | None = None) -> list[str]:
+    """The settings a user may give a kind (what its constructor takes, less what the runtime supplies).
+
+    `kinds`: an algorithm's own classes for the kinds (default BONUSES; PPO's rnd takes more settings).
+    """
     import inspect
 
-    return [p for p in inspect.signature(BONUSES[kind].__init__).parameters
+    return [p for p in inspect.signature((kinds or BONUSES)[kind].__init__).parameters
             if p not in ("self", "observation_space", "seed")]
 
 
@@ -451,25 +454,34 @@ def kind_of(spec: Any) -> str:
 
 
 def build(spec: Mapping[str, Any] | None, *, observation_space: gym.Space | None = None,
-          seed: int | None = None) -> Bonus | None:
-    """The bonus a `bonus` mapping describes (None: none); ValueError naming the bad kind, key or value."""
+          seed: int | None = None, kinds: Mapping[str, type[Bonus]] | None = None) -> Bonus | None:
+    """The bonus a `bonus` mapping describes (None: none); ValueError naming the bad kind, key or value.
+
+    `kinds`: an algorithm's own classes for the kinds (default BONUSES).
+    """
     if spec is None:
         return None
     kind = kind_of(spec)
+    kinds = kinds or BONUSES
     params = {k: v for k, v in spec.items() if k != "type"}
-    unknown = sorted(set(params) - set(settings_of(kind)))
+    allowed = settings_of(kind, kinds)
+    unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ValueError(
-            f"bonus {kind} has no setting {', '.join(map(repr, unknown))}: it takes {', '.join(settings_of(kind))}"
+            f"bonus {kind} has no setting {', '.join(map(repr, unknown))}: it takes {', '.join(allowed)}"
         )
-    return BONUSES[kind](**params, observation_space=observation_space, seed=seed)
+    return kinds[kind](**params, observation_space=observation_space, seed=seed)
 
 
 class BonusFields:
     """Config mixin: the `bonus` field, checked by `validate()`.
 
     Put it before the AlgorithmConfig base: `class C(BonusFields, SomeConfig)`.
+    An algorithm whose bonuses take other settings names its own classes in
+    `bonus_kinds` (None: BONUSES).
     """
+
+    bonus_kinds: ClassVar[Mapping[str, type[Bonus]] | None] = None
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class)
@@ -481,7 +493,7 @@ class BonusFields:
         return super().training(**kwargs)
 
     def validate(self) -> None:
-        build(self.bonus)  # ValueError names the bad part
+        build(self.bonus, kinds=self.bonus_kinds)  # ValueError names the bad part
         super().validate()
 
     def bonus_module_specs(self) -> dict[str, Any]:
@@ -489,7 +501,7 @@ class BonusFields:
         if not self.bonus:
             return {}
         settings = {k: v for k, v in self.bonus.items() if k != "type"}
-        return BONUSES[kind_of(self.bonus)].module_spec(settings)
+        return (self.bonus_kinds or BONUSES)[kind_of(self.bonus)].module_spec(settings)
 
     def get_multi_rl_module_spec(self, *, inference_only: bool = False, **kwargs):
         spec = super().get_multi_rl_module_spec(inference_only=inference_only, **kwargs)

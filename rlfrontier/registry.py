@@ -132,11 +132,11 @@ def _sac() -> AlgorithmConfig:
 
 
 def _ppo() -> AlgorithmConfig:
-    from rlfrontier.rewards import PPOWithRewardTransform
+    from rlfrontier.ppo_bonus import PPOBonusConfig
 
     # RLlib's tuned_examples/ppo/cartpole_ppo.py; RLlib's PPO, plus the
-    # reward_transform field (rlfrontier.rewards).
-    return PPOWithRewardTransform().training(lr=0.0003, num_epochs=6, vf_loss_coeff=0.01)
+    # reward_transform field (rlfrontier.rewards) and the bonus field (rlfrontier.ppo_bonus).
+    return PPOBonusConfig().training(lr=0.0003, num_epochs=6, vf_loss_coeff=0.01)
 
 
 # Reported when a reward transform is configured (rlfrontier.rewards); absent otherwise.
@@ -166,7 +166,7 @@ ALGORITHMS: dict[str, AlgoSpec] = {
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),
         AlgoSpec("sac", "RLlib SAC (baseline)", "rllib", ("Box", "Discrete"), _sac),
         AlgoSpec("ppo", "RLlib PPO (baseline; tuned CartPole settings; takes reward_transform)", "rllib",
-                 ("Box", "Discrete"), _ppo, _REWARDS),
+                 ("Box", "Discrete"), _ppo, (*_REWARDS, "vf_loss_intrinsic"), bonuses=("count", "rnd")),
     )
 }
 

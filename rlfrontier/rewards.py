@@ -272,9 +272,16 @@ class RewardTransformConnector(ConnectorV2):
     is rewritten once.
     """
 
-    def __init__(self, input_observation_space=None, input_action_space=None, *, transform: RewardTransform, **kwargs):
+    def __init__(self, input_observation_space=None, input_action_space=None, *, transform: RewardTransform | None,
+                 **kwargs):
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.transform = transform
+
+    def new_rewards(self, episode, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The episode's new one-step rewards, shape [len(episode)] (None transform: the env's own)."""
+        if self.transform is None:
+            return np.array(columns[replay.REWARDS], dtype=np.float32)
+        return self.transform(columns)
 
     def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, metrics=None, **kwargs):
         extrinsic_sum = transformed_sum = 0.0
@@ -285,7 +292,7 @@ class RewardTransformConnector(ConnectorV2):
             if len(episode) == 0:
                 continue
             columns = episode_columns(episode)
-            new = self.transform(columns)
+            new = self.new_rewards(episode, columns)
             if episode.is_numpy:
                 # Episodes that came through Ray's object store hold read-only arrays.
                 if not episode.rewards.data.flags.writeable:
@@ -312,9 +319,14 @@ class EpisodeRewardTransformLearner:
 
     def build(self) -> None:
         super().build()
+        connector = self.reward_connector()
+        if connector is not None and self._learner_connector is not None:
+            self._learner_connector.prepend(connector)
+
+    def reward_connector(self) -> RewardTransformConnector | None:
+        """The piece that rewrites the episodes' rewards (None: they stay the env's)."""
         transform = build(getattr(self.config, FIELD, None))
-        if transform is not None and self._learner_connector is not None:
-            self._learner_connector.prepend(RewardTransformConnector(transform=transform))
+        return None if transform is None else RewardTransformConnector(transform=transform)
 
 
 # RLlib's PPO, able to take a reward transform ------------------------------------------------
