@@ -40,11 +40,16 @@ def test_counts_and_bonuses_match_hand_computed_values():
     assert bonus.metrics() == {bonuses.CELLS: 3.0}
 
 
-def test_auto_hash_is_exact_for_discrete_observations_and_simhash_for_continuous_ones():
+def test_auto_hash_is_exact_for_discrete_grid_for_small_bounded_boxes_and_simhash_for_the_rest():
     auto = {"type": "count"}
     assert bonuses.build(auto, observation_space=gym.spaces.Discrete(4)).hash == bonuses.EXACT
     assert bonuses.build(auto, observation_space=DISCRETE_BOX).hash == bonuses.EXACT
-    assert bonuses.build(auto, observation_space=gym.spaces.Box(-1, 1, (4,), np.float32)).hash == bonuses.SIMHASH
+    assert bonuses.build(auto, observation_space=gym.spaces.Box(-1, 1, (4,), np.float32)).hash == bonuses.GRID
+    assert bonuses.build(auto, observation_space=gym.spaces.Box(-1, 1, (5,), np.float32)).hash == bonuses.SIMHASH
+    unbounded = gym.spaces.Box(np.array([-1, -np.inf], np.float32), np.array([1, np.inf], np.float32))
+    assert bonuses.build(auto, observation_space=unbounded).hash == bonuses.SIMHASH
+    with pytest.raises(ValueError, match="hash='grid' needs observations in a Box with finite bounds"):
+        bonuses.build({**auto, "hash": "grid"}, observation_space=unbounded)
     assert bonuses.build({**auto, "hash": "exact"}, observation_space=gym.spaces.Box(-1, 1, (4,))).hash == "exact"
 
 
@@ -124,7 +129,7 @@ def test_no_bonus_and_no_transform_is_no_hook():
         ({"type": "rnd2"}, "bonus type 'rnd2' is unknown: choose one of count"),
         ({"beta": 1}, "bonus type None is unknown"),
         ("count", "bonus must be a mapping with a 'type', got 'count'"),
-        ({"type": "count", "betta": 1}, "bonus count has no setting 'betta': it takes beta, hash, bits"),
+        ({"type": "count", "betta": 1}, "bonus count has no setting 'betta': it takes beta, hash, bits, bins"),
         ({"type": "count", "beta": 0}, "bonus count beta=0 must be a positive number"),
         ({"type": "count", "bits": 2000}, "bonus count bits=2000 must be an integer in [1, 1024]"),
         ({"type": "count", "hash": "md5"}, "bonus count hash='md5' is unknown"),
@@ -182,3 +187,23 @@ def test_restored_counts_rebind_the_cells_stored_in_replay():
     replayed = buffer.fold(np.arange(4), reward_hook=hook)[REWARDS]
     np.testing.assert_allclose(replayed, 1.0 / np.sqrt([1, 1, 1, 1]), rtol=1e-6)  # 5: unseen (read as 1); 6, 7: once
     np.testing.assert_array_equal(live.visits(np.array([[5], [6], [7], [9]])), [0, 1, 1, 3])
+
+
+def test_grid_cells_are_equal_bins_between_the_bounds():
+    space = gym.spaces.Box(np.array([-1.2, -0.07], np.float32), np.array([0.6, 0.07], np.float32))
+    bonus = bonuses.build({"type": "count", "hash": "grid", "bins": 4}, observation_space=space)
+    # Bins of width 0.45 in position and 0.035 in velocity; the bounds themselves fall in the end bins.
+    obs = np.array([[-1.2, -0.07], [-0.76, -0.036], [-0.74, -0.034], [0.6, 0.07], [0.59, 0.069], [9.0, 0.0]])
+    cells = bonus.cells(obs, add=True)
+    assert cells[0] == cells[1]  # same bins (0, 0)
+    assert cells[2] != cells[1]  # (1, 1)
+    assert cells[3] == cells[4]  # (3, 3)
+    assert cells[5] not in cells[:5]  # clipped into the last position bin, middle velocity: (3, 2)
+    assert bonus.metrics() == {bonuses.CELLS: 4.0}
+    # The state keeps the grid; another number of bins cannot take it.
+    restored = bonuses.build({"type": "count", "hash": "grid", "bins": 4}, observation_space=space)
+    restored.set_state(bonus.get_state())
+    np.testing.assert_array_equal(restored.visits(obs), bonus.visits(obs))
+    with pytest.raises(ValueError, match="saved with hash='grid', bins=4; this run has hash='grid', bins=8"):
+        bonuses.build({"type": "count", "hash": "grid", "bins": 8}, observation_space=space).set_state(
+            bonus.get_state())
