@@ -1,158 +1,381 @@
 #!/usr/bin/env python
-"""DeepSea benchmark: boot_dqn against epsilon-greedy DQN (same code) and RLlib's DQN.
+"""DeepSea benchmark: episodes until solved, by bsuite's definition, against the size N (issue #8).
 
-For each size N and seed, each contender trains until its greedy policy finds
-the treasure (one greedy episode returns >= 0.98; the optimum is 0.99) or its
-step budget runs out. The greedy episode is played every --eval-every env
-steps on a fresh DeepSea of the same size and action mapping (the run's
-own: each seed draws its own mapping, so seeds are different MDPs); training wall
-clock excludes it. Reported: seeds solved, episodes (= env steps / N) and wall
-clock to the first solve (median over seeds, a run that never solves counted
-as slowest), env steps/s, and episodes to solve against N on log-log axes.
-Runs on benchmarks/harness; see benchmarks/README.md.
+Contenders: boot_dqn, epsilon-greedy DQN (boot_dqn's code with one head), RLlib's
+DQN, soft_q with a count bonus, soft_q with RND, and PPO with RND. Each trains
+on `rlfrontier/DeepSea-v0` of size N (each seed its own action mapping, so
+seeds are different MDPs) for a budget of 10,000 episodes.
 
-    python benchmarks/deep_sea.py --sizes 10 16 --seeds 3
+Solved, as bsuite defines it. An episode is *bad* when the agent, while on the
+diagonal that leads to the treasure (row == column), chooses the action that
+maps to "left" (bsuite/environments/deep_sea.py, `DeepSea._step`: a "right"
+that the stochastic variant turns into a left move is not bad; only choosing
+left is). A run is solved at the first episode e at which
+total_bad_episodes(e) / e < 0.8, within NUM_EPISODES = 10,000
+(bsuite/experiments/deep_sea/analysis.py, `find_solution`, thresh=0.8; its
+plots label the axis "#episodes until < 90% bad episodes"). Osband et al.,
+"Behaviour Suite for Reinforcement Learning", ICLR 2020,
+https://github.com/google-deepmind/bsuite.
+
+Measured here on the training episodes (exploration included, no greedy
+evaluation): an RLlib callback (`BadEpisodes`) judges every finished training
+episode from its observations and actions with the env's own action mapping
+and keeps a lifetime count beside RLlib's lifetime episode count. The ratio is
+checked after every `algo.train()` iteration, so episodes to solve are the
+episode count at the end of the first iteration whose ratio is below 0.8: the
+granularity is one iteration (about 1000 env steps, i.e. 1000 / N episodes,
+for the off-policy contenders; 4000 env steps for PPO). bsuite itself sees
+only its logging points (bsuite/utils/wrappers.py, `_logarithmic_logging`:
+episodes 1, 1.2, 1.4, 1.7, 2, 2.5, 3, 4, ..., 10 times each power of ten), so
+its granularity is coarse too. A run stops once solved, or at 10,000
+episodes (a solve found only in the iteration that crosses 10,000 episodes
+does not count).
+
+A contender that did not solve size N for a seed is recorded as not solved at
+every larger size for that seed, without running it (sizes go up within each
+seed), so the benchmark fits in a few hours on two cores. Reported: solved k
+of n, episodes to solve (median, min–max; a run that never solved counts as
+slowest), env steps/s, per-run episodes, and a log-log plot of episodes to
+solve against N with a least-squares slope of log(episodes) on log(N) per
+contender. Runs on benchmarks/harness; see benchmarks/README.md.
+
+    python benchmarks/deep_sea.py                       # N = 10 20 30 40, 3 seeds, 10,000 episodes
+    python benchmarks/deep_sea.py --sizes 4 6 --seeds 1 --episodes 800 --no-mlflow --out /tmp/ds_smoke
     python benchmarks/deep_sea.py --from-json benchmarks/results/deep_sea/results.json
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME
 
 import harness
 from harness.rllib import ray_session, train_until_target
 
 ENV_ID = "rlfrontier/DeepSea-v0"
-SOLVED = 0.98
-CONTENDERS = ("boot_dqn", "eps_dqn", "rllib_dqn")
+NUM_EPISODES = 10_000  # bsuite/experiments/deep_sea/sweep.py
+BAD_THRESHOLD = 0.8  # bsuite/experiments/deep_sea/analysis.py, find_solution(thresh=0.8)
+SIZES = (10, 20, 30, 40)
+# Logged by BadEpisodes on every EnvRunner; the algorithm's result carries the
+# lifetime sum under env_runners, beside RLlib's num_episodes_lifetime.
+NUM_BAD_EPISODES_LIFETIME = "num_bad_episodes_lifetime"
+
+CONTENDERS = ("boot_dqn", "eps_dqn", "rllib_dqn", "soft_q_count", "soft_q_rnd", "ppo_rnd")
 REFERENCE = "boot_dqn"
 LABELS = {
     "boot_dqn": "boot_dqn (rlfrontier: 10 heads, priors)",
-    "eps_dqn": "epsilon-greedy DQN (same code: 1 head, no prior)",
+    "eps_dqn": "epsilon-greedy DQN (boot_dqn's code: 1 head, no prior)",
     "rllib_dqn": "RLlib DQN (epsilon-greedy)",
+    "soft_q_count": "soft_q + count bonus (beta 0.1)",
+    "soft_q_rnd": "soft_q + RND (beta 1.0)",
+    "ppo_rnd": "PPO + RND",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deep_sea"
 PLOT = "episodes_to_solve.png"
 
 
-def _epsilon(budget: int) -> list[list[float]]:
-    return [[0, 1.0], [budget // 2, 0.05]]
+# bsuite's bad episode -------------------------------------------------------------------------------------------
 
 
-def build(contender: str, size: int, seed: int, budget: int):
-    from rlfrontier.configure import build_config
+def bad_episode(observations: Sequence[np.ndarray], actions: Sequence[int], *, size: int,
+                right_action: Callable[[int, int], int]) -> bool:
+    """bsuite's bad episode: on the diagonal (row == column), the agent chose the action that maps to left.
 
-    if contender == "boot_dqn":
-        algo, overrides = "boot_dqn", {}
-    elif contender == "eps_dqn":
-        algo = "boot_dqn"
-        overrides = {"num_heads": 1, "prior_scale": 0.0, "mask_prob": 1.0, "epsilon": _epsilon(budget)}
-    else:
+    bsuite/environments/deep_sea.py, `DeepSea._step`: `if self._row ==
+    self._column: self._bad_episode = True` on a left action. Only the choice
+    counts (a "right" that a stochastic DeepSea turns into a left move is not
+    bad), and once off the diagonal an agent never returns to it (the column
+    grows by at most one a row), so later left moves do not count either.
+
+    Args:
+        observations: the observation before each action, each a one-hot of
+            length N*N (or N x N) of the cell (row, column), flat index
+            row * N + column; T of them.
+        actions: the T actions taken, 0 or 1.
+        size: N.
+        right_action: `right_action(row, column)`, the action that moves right
+            there (DeepSeaEnv.right_action, the run's own mapping).
+    """
+    for obs, action in zip(observations, actions):
+        row, column = divmod(int(np.argmax(np.asarray(obs).reshape(-1))), size)
+        if row == column and int(action) != right_action(row, column):
+            return True
+    return False
+
+
+def episode_steps(chunks: Sequence[Any]) -> tuple[list[np.ndarray], list[int]]:
+    """(observation before each action, action) of a whole episode from its chunks, oldest first.
+
+    A chunk (SingleAgentEpisode) holds one more observation than actions: a
+    chunk cut from the one before starts at that one's last observation.
+    """
+    observations: list[np.ndarray] = []
+    actions: list[int] = []
+    for chunk in chunks:
+        acts = list(chunk.get_actions())
+        observations += list(chunk.get_observations())[:len(acts)]
+        actions += [int(a) for a in acts]
+    return observations, actions
+
+
+class BadEpisodes(RLlibCallback):
+    """Logs 1 for each finished bad training episode (bsuite's rule), 0 for the others, as a lifetime sum.
+
+    The env's action mapping comes from a DeepSeaEnv built once per EnvRunner
+    from its config's env_config (the run's mapping_seed, and any other key,
+    e.g. a stochastic variant's, passed through).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._env = None
+
+    def on_episode_end(self, *, episode, prev_episode_chunks=None, env_runner=None, metrics_logger=None,
+                       **kwargs) -> None:
+        if self._env is None:
+            from rlfrontier.envs.deep_sea import DeepSeaEnv
+
+            self._env = DeepSeaEnv(**dict(env_runner.config.env_config))
+        observations, actions = episode_steps([*(prev_episode_chunks or []), episode])
+        bad = bad_episode(observations, actions, size=self._env.size, right_action=self._env.right_action)
+        metrics_logger.log_value(NUM_BAD_EPISODES_LIFETIME, int(bad), reduce="lifetime_sum")
+
+
+def with_callback(existing: Any, callback: type) -> list[type]:
+    """`callback` after the algorithm's own callbacks class(es), none replaced."""
+    own = existing if isinstance(existing, (list, tuple)) else [existing]
+    return [*(c for c in own if c not in (None, RLlibCallback)), callback]
+
+
+def solved(point: dict[str, Any], *, budget_episodes: int) -> bool:
+    """bsuite's criterion at one point: bad episodes / episodes < 0.8, within the episode budget."""
+    episodes = point.get("episodes")
+    return bool(episodes) and episodes <= budget_episodes and point["bad_episodes"] / episodes < BAD_THRESHOLD
+
+
+class BadEpisodeCount:
+    """`measure` for train_until_target: episodes and bad episodes so far, from each train() result."""
+
+    def __init__(self, rec: harness.Recorder, log_every: int = 25) -> None:
+        self.rec = rec
+        self.log_every = log_every
+        self.iterations = 0
+        self.last = {"episodes": 0, "bad_episodes": 0}
+
+    def episodes(self, result: dict[str, Any]) -> int:
+        return int(result[ENV_RUNNER_RESULTS].get(NUM_EPISODES_LIFETIME, self.last["episodes"]))
+
+    def __call__(self, result: dict[str, Any]) -> dict[str, Any]:
+        runners = result[ENV_RUNNER_RESULTS]
+        # An iteration in which no episode ended may not carry the lifetime sums.
+        self.last = {"episodes": self.episodes(result),
+                     "bad_episodes": int(runners.get(NUM_BAD_EPISODES_LIFETIME, self.last["bad_episodes"]))}
+        self.iterations += 1
+        if self.iterations % self.log_every == 0:
+            e, b = self.last["episodes"], self.last["bad_episodes"]
+            harness.log(f"{self.rec.name}: {e:>6} episodes, {b / max(e, 1):.3f} bad")
+        return {**self.last, "bad_fraction": self.last["bad_episodes"] / max(self.last["episodes"], 1)}
+
+
+# Contenders -----------------------------------------------------------------------------------------------------
+
+
+def _epsilon(env_steps: int) -> list[list[float]]:
+    """Linear from 1 to 0.05 over half the budget's env steps."""
+    return [[0, 1.0], [env_steps // 2, 0.05]]
+
+
+def algorithm(contender: str, *, size: int, budget_episodes: int) -> tuple[str, dict[str, Any]]:
+    """The registry algorithm and the overrides (`rlfrontier train ALGO --set ...`) of a contender."""
+    env_steps = budget_episodes * size  # every DeepSea episode lasts N steps
+    return {
+        "boot_dqn": ("boot_dqn", {}),
+        "eps_dqn": ("boot_dqn", {"num_heads": 1, "prior_scale": 0.0, "mask_prob": 1.0,
+                                 "epsilon": _epsilon(env_steps)}),
         # RLlib's DQN with its tuned CartPole settings; the registry's module
         # explores from DeepSea's all-zero terminal observation (rlfrontier.baselines).
-        algo = "dqn"
-        overrides = {"epsilon": _epsilon(budget)}
+        "rllib_dqn": ("dqn", {"epsilon": _epsilon(env_steps)}),
+        "soft_q_count": ("soft_q", {"bonus": {"type": "count", "beta": 0.1}}),
+        "soft_q_rnd": ("soft_q", {"bonus": {"type": "rnd", "beta": 1.0}}),
+        "ppo_rnd": ("ppo", {"bonus": {"type": "rnd"}}),
+    }[contender]
+
+
+def ppo_takes_rnd() -> str | None:
+    from rlfrontier.registry import get_algorithm
+
+    bonuses = get_algorithm("ppo").bonuses
+    return None if "rnd" in bonuses else f"the registry's ppo takes no rnd bonus (bonuses: {bonuses or 'none'})"
+
+
+AVAILABLE = {"ppo_rnd": ppo_takes_rnd}
+
+
+def build(algo: str, overrides: dict[str, Any], *, size: int, seed: int):
+    from rlfrontier.configure import build_config
+
     _, config, _ = build_config(algo=algo, env=ENV_ID, env_config={"size": size}, seed=seed,
                                 overrides=overrides, evaluation_interval=0)
+    config.callbacks(callbacks_class=with_callback(config.callbacks_class, BadEpisodes))
     return config.build_algo()
 
 
-def greedy_return(module, env_config: dict[str, Any]) -> float:
-    """One greedy episode on the run's own DeepSea (env_config holds its mapping_seed)."""
-    import numpy as np
-
-    from rlfrontier.envs.deep_sea import DeepSeaEnv
-    from rlfrontier.evaluation import act
-
-    env = DeepSeaEnv(**env_config)
-    obs, _ = env.reset(seed=0)
-    total, done = 0.0, False
-    while not done:
-        action = int(np.asarray(act(module, obs[None], explore=False)).reshape(-1)[0])
-        obs, reward, terminated, truncated, _ = env.step(action)
-        total += float(reward)
-        done = terminated or truncated
-    return total
-
-
 def run_deep_sea(contender: str, size: int, seed: int, budget: int, rec: harness.Recorder) -> None:
+    algo_name, overrides = algorithm(contender, size=size, budget_episodes=budget)
+    rec.extra.update(algo=algo_name, overrides=overrides)
     with rec.setup():
-        algo = build(contender, size, seed, budget)
-    env_config = dict(algo.config.env_config)
-    rec.extra["mapping_seed"] = env_config.get("mapping_seed")
-    train_until_target(algo, rec, lambda: greedy_return(algo.get_module(), env_config))
+        algo = build(algo_name, overrides, size=size, seed=seed)
+    rec.extra["mapping_seed"] = algo.config.env_config.get("mapping_seed")
+    count = BadEpisodeCount(rec)
+    train_until_target(algo, rec, measure=count, spent=count.episodes)
 
 
-# Flags and plan ---------------------------------------------------------------------------------------------
+# Flags and plan -------------------------------------------------------------------------------------------------
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sizes", type=harness.positive_int, nargs="+", default=[10, 16], help="DeepSea sizes N")
+    p.add_argument("--sizes", type=harness.positive_int, nargs="+", default=list(SIZES),
+                   help="DeepSea sizes N (run in increasing order within each seed)")
     p.add_argument("--seeds", type=harness.positive_int, default=3, help="seeds per contender and size: 0..N-1")
     p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
-    p.add_argument("--steps-per-size", type=harness.positive_int, default=1000, help="budget = this x N env steps")
-    p.add_argument("--eval-every", type=harness.positive_int, default=500, help="env steps between greedy episodes")
+    p.add_argument("--episodes", type=harness.positive_int, default=NUM_EPISODES,
+                   help=f"budget per run in episodes (= this x N env steps; bsuite: {NUM_EPISODES:,})")
+    p.add_argument("--run-all-sizes", dest="implied", action="store_false",
+                   help="run every size, even above one the contender did not solve for that seed")
 
 
 def plan(args: argparse.Namespace) -> harness.Plan:
+    sizes = sorted(set(args.sizes))
     contenders = [
-        harness.Contender(name=name, run=partial(run_deep_sea, name, size), budget=args.steps_per_size * size,
-                          label=LABELS[name], group={"size": size})
-        for size in args.sizes for name in args.contenders
+        harness.Contender(name=name, run=partial(run_deep_sea, name, size), budget=args.episodes,
+                          label=LABELS[name], group={"size": size}, available=AVAILABLE.get(name))
+        for size in sizes for name in args.contenders
     ]
     return harness.Plan(
         contenders=contenders,
         seeds=range(args.seeds),
-        settings={"env": ENV_ID, "sizes": args.sizes, "steps_per_size": args.steps_per_size, "eval_episodes": 1},
-        target=SOLVED,
-        eval_every=args.eval_every,
+        settings={
+            "env": ENV_ID, "sizes": sizes, "budget_episodes": args.episodes, "bad_threshold": BAD_THRESHOLD,
+            "criterion": "bsuite: first iteration with bad training episodes / episodes < 0.8",
+            "implied_failures": args.implied,
+        },
+        target=BAD_THRESHOLD,
         reference=REFERENCE,
         session=lambda contenders, results: ray_session(results),
+        criterion=partial(solved, budget_episodes=args.episodes),
+        implied_failure=harness.implied_by_smaller("size", label="N", outcome="not solved") if args.implied else None,
     )
 
 
-# Tables and plot ----------------------------------------------------------------------------------------------
+# Tables and plot ------------------------------------------------------------------------------------------------
+
+
+def bsuite_results(results: dict[str, Any]) -> bool:
+    """False for results of the earlier greedy-episode criterion (kept in benchmarks/results/deep_sea)."""
+    return "budget_episodes" in results.get("settings", {})
 
 
 def episodes(run: dict[str, Any]) -> int | None:
-    """Whole episodes played before the solving evaluation (every episode is N steps)."""
+    """Episodes to solve: the episode count at the solving point (None: never).
+
+    Results of the earlier greedy criterion have no episode counts: there every
+    episode is N steps, so whole episodes before the solving evaluation.
+    """
     steps = run.get("steps_to_target")
-    return None if steps is None else steps // run["group"]["size"]
+    if steps is None:
+        return None
+    point = next((p for p in run.get("points") or [] if p["env_steps"] == steps and "episodes" in p), None)
+    return int(point["episodes"]) if point else steps // run["group"]["size"]
 
 
 def episode_stats(s: harness.Summary) -> harness.Stats:
     return harness.censored_stats([episodes(r) for r in s.runs])
 
 
+def episodes_per_iteration(s: harness.Summary) -> float | None:
+    """The granularity of episodes to solve: episodes per train() iteration, median over the runs."""
+    rates = [r["points"][-1]["episodes"] / len(r["points"]) for r in s.runs
+             if r.get("points") and "episodes" in r["points"][-1]]
+    return statistics.median(rates) if rates else None
+
+
+def fits(summaries: Sequence[harness.Summary]) -> dict[str, harness.LogLogFit | None]:
+    """Per contender: log(median episodes to solve) on log(N), over the sizes whose median run solved."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for s in summaries:
+        median = episode_stats(s).median
+        points.setdefault(s.contender, [])
+        if median is not None:
+            points[s.contender].append((float(s.group["size"]), median))
+    return {name: harness.loglog_fit([x for x, _ in pts], [y for _, y in pts]) for name, pts in points.items()}
+
+
+def slope_table(summaries: Sequence[harness.Summary]) -> str:
+    labels = {s.contender: s.label for s in summaries}
+    rows = []
+    for name, fit in fits(summaries).items():
+        sizes = [s.group["size"] for s in summaries if s.contender == name and episode_stats(s).median is not None]
+        rows.append([labels[name], "—" if fit is None else f"{fit.slope:.2f}",
+                     "—" if fit is None else f"{math.exp(fit.intercept):.3g}",
+                     f"{len(sizes)}" + (f" (N = {', '.join(map(str, sizes))})" if sizes else ""),
+                     "" if fit else "fewer than 2 sizes solved by the median run: no fit"])
+    return harness.markdown_table(["contender", "slope", "episodes at N=1 (fit)", "points", ""], rows,
+                                  ["---", "---:", "---:", "---", "---"])
+
+
 def render(results: dict[str, Any]) -> str:
     settings = results["settings"]
     summaries = harness.summarize(results)
+    bsuite = bsuite_results(results)
     columns = [
         harness.group_column("size", "N"),
         harness.CONTENDER,
-        harness.Column("solved", lambda s: f"{s.reached}/{s.n}"),
+        harness.Column("solved", lambda s: f"{s.reached}/{s.n}" + (f" ({s.implied} not run)" if s.implied else "")),
         harness.Column("episodes to solve: median (min–max)", lambda s: harness.fmt_stats(episode_stats(s))),
         harness.Column("wall-clock to solve (s): median (min–max)", lambda s: harness.fmt_stats(s.wall_s, 1)),
         harness.STEPS_PER_S,
     ]
+    if bsuite:
+        columns.append(harness.Column("episodes / iteration", lambda s: harness.fmt(episodes_per_iteration(s))))
+        criterion = (
+            f"Budget per run: {settings['budget_episodes']:,} episodes (x N env steps). Solved (bsuite, "
+            "deep_sea/analysis.py `find_solution`): the first episode count at which bad training episodes / "
+            f"episodes < {settings['bad_threshold']}, where an episode is bad when the agent chose left on the "
+            "diagonal; checked after every iteration, so the granularity is one iteration (last column). "
+            "Medians count a run that never solved as slowest (never: the median run did not solve); a run "
+            "not run because the same contender and seed did not solve a smaller N counts as never.")
+    else:
+        criterion = (
+            f"Budget per run: {settings['steps_per_size']:,} x N env steps; greedy episode every "
+            f"{results['eval_every']:,} env steps; solved = greedy return >= {results['target']} (the criterion "
+            "before issue #8's bsuite one). Medians count a run that never solved as slowest.")
     lines = [
         "# DeepSea: deep exploration",
         "",
         harness.machine_line(results),
         "",
-        f"Budget per run: {settings['steps_per_size']:,} x N env steps; greedy episode every "
-        f"{results['eval_every']:,} env steps; solved = greedy return >= {results['target']}. Medians count a run "
-        "that never solved as slowest (never: the median run did not solve).",
+        criterion,
         "",
         harness.summary_table(summaries, columns),
         "",
         "Per run (episodes to solve; never = not within the budget):",
         "",
         *harness.per_run_lines(summaries, lambda r: harness.fmt(episodes(r)) if r.get("reached") else "never"),
+        "",
+        "Scaling: least squares of log(episodes to solve) on log(N) per contender, over the sizes whose median "
+        "run solved (one point per size: the median over seeds). Episodes ~ N^slope; dithering's 2^N has no "
+        "constant slope, it steepens with N:",
+        "",
+        slope_table(summaries),
     ]
     ratios = harness.ratio_table(summaries, results["reference"], group_keys=["size"]) \
         if results.get("reference") else None
@@ -166,10 +389,13 @@ def render(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> bool:
+    summaries = harness.summarize(results)
     return harness.plot_by_group(
-        results, harness.summarize(results), path, key="size", value=episode_stats,
+        results, summaries, path, key="size", value=episode_stats,
         xlabel="DeepSea size N", ylabel="episodes to solve (median, min–max)",
-        title="DeepSea: episodes until the greedy policy finds the treasure (log-log)", loglog=True)
+        title="DeepSea: episodes until < 80% bad episodes (bsuite), log-log" if bsuite_results(results)
+        else "DeepSea: episodes until the greedy policy finds the treasure (log-log)",
+        loglog=True, fits={k: v for k, v in fits(summaries).items() if v is not None})
 
 
 BENCHMARK = harness.Benchmark(

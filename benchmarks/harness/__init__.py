@@ -7,7 +7,7 @@ plots, re-renders with `--from-json`, and logs each invocation to MLflow.
 See benchmarks/README.md.
 """
 
-from .record import Recorder, TrainingClock, env_steps_per_s, log, steps_to_target, wall_s_to_target
+from .record import Criterion, Recorder, TrainingClock, env_steps_per_s, log, steps_to_target, wall_s_to_target
 from .report import (
     CONTENDER,
     SETUP,
@@ -27,12 +27,24 @@ from .report import (
     summary_table,
     to_target_columns,
 )
-from .runner import Benchmark, Contender, Plan, load_results, main, positive_int, write_report
-from .stats import Stats, Summary, censored_stats, ratios_vs, summarize
+from .runner import (
+    IMPLIED,
+    Benchmark,
+    Contender,
+    ImpliedFailure,
+    Plan,
+    implied_by_smaller,
+    load_results,
+    main,
+    positive_int,
+    write_report,
+)
+from .stats import LogLogFit, Stats, Summary, censored_stats, implied_reason, loglog_fit, ratios_vs, summarize
 
 __all__ = [
-    "CONTENDER", "SETUP", "STEPS_PER_S", "Benchmark", "Column", "Contender", "Plan", "Recorder", "Stats", "Summary",
-    "TrainingClock", "censored_stats", "env_steps_per_s", "fmt", "fmt_stats", "group_column", "load_results", "log",
+    "CONTENDER", "IMPLIED", "SETUP", "STEPS_PER_S", "Benchmark", "Column", "Contender", "Criterion", "ImpliedFailure",
+    "LogLogFit", "Plan", "Recorder", "Stats", "Summary", "TrainingClock", "censored_stats", "env_steps_per_s", "fmt",
+    "fmt_stats", "group_column", "implied_by_smaller", "implied_reason", "load_results", "log", "loglog_fit",
     "machine_line", "main", "markdown_table", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves",
     "positive_int", "ratio_table", "ratios_vs", "standard_columns", "steps_to_target", "summarize", "summary_table",
     "to_target_columns", "wall_s_to_target", "write_report",

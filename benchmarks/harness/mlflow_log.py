@@ -125,6 +125,10 @@ def log_benchmark(
     return {"tracking_uri": uri, "experiment": experiment, "run_id": run_id}
 
 
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _log_child(client, exp_id: str, parent_id: str, run: dict[str, Any]) -> None:
     from mlflow.entities import Metric, Param
 
@@ -144,7 +148,7 @@ def _log_child(client, exp_id: str, parent_id: str, run: dict[str, Any]) -> None
     for key in ("steps_to_target", "wall_s_to_target", "env_steps", "train_wall_s", "env_steps_per_s",
                 "setup_s", "eval_s"):
         value = run.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if _finite_number(value):
             metrics.append(Metric(key, float(value), now_ms, 0))
     if run.get("target") is not None:
         metrics.append(Metric("reached", float(bool(run.get("reached"))), now_ms, 0))
@@ -153,6 +157,9 @@ def _log_child(client, exp_id: str, parent_id: str, run: dict[str, Any]) -> None
         metrics.append(Metric("curve/wall_s", float(p["wall_s"]), now_ms, step))
         if p.get("eval_return") is not None:
             metrics.append(Metric("curve/eval_return", float(p["eval_return"]), now_ms, step))
+        for key, value in p.items():  # what a benchmark measures besides the return (DeepSea's bad episodes)
+            if key not in ("env_steps", "wall_s", "eval_return") and _finite_number(value):
+                metrics.append(Metric(f"curve/{key}", float(value), now_ms, step))
     items = [Param(k, _param_value(v)) for k, v in sorted(params.items())]
     for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
         client.log_batch(cid, params=items[i: i + MAX_PARAMS_PER_BATCH])

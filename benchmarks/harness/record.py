@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 Point = dict[str, Any]  # env_steps, wall_s, eval_return (None if not evaluated), extras
+# Whether one point meets a benchmark's success criterion; the default is eval_return >= target.
+Criterion = Callable[[Point], bool]
 
 
 def log(msg: str) -> None:
@@ -23,24 +25,29 @@ def log(msg: str) -> None:
 # Derived figures (pure) ----------------------------------------------------------------------------
 
 
-def first_reaching(points: Sequence[Point], target: float | None) -> Point | None:
-    """The first point whose evaluation return is >= target (None: never, or no target)."""
+def first_reaching(points: Sequence[Point], target: float | None, criterion: Criterion | None = None) -> Point | None:
+    """The first point that meets the criterion (None: never, or no target).
+
+    Without a criterion: the first point whose evaluation return is >= target.
+    A benchmark whose success is not a return threshold (DeepSea's fraction of
+    bad training episodes) passes its own criterion.
+    """
     if target is None:
         return None
-    for point in points:
-        ret = point.get("eval_return")
-        if ret is not None and ret >= target:
-            return point
-    return None
+    if criterion is None:
+        def criterion(point: Point) -> bool:
+            return point.get("eval_return") is not None and point["eval_return"] >= target
+    return next((point for point in points if criterion(point)), None)
 
 
-def steps_to_target(points: Sequence[Point], target: float | None) -> int | None:
-    point = first_reaching(points, target)
+def steps_to_target(points: Sequence[Point], target: float | None, criterion: Criterion | None = None) -> int | None:
+    point = first_reaching(points, target, criterion)
     return None if point is None else int(point["env_steps"])
 
 
-def wall_s_to_target(points: Sequence[Point], target: float | None) -> float | None:
-    point = first_reaching(points, target)
+def wall_s_to_target(points: Sequence[Point], target: float | None,
+                     criterion: Criterion | None = None) -> float | None:
+    point = first_reaching(points, target, criterion)
     return None if point is None else float(point["wall_s"])
 
 
@@ -113,6 +120,7 @@ class Recorder:
         target: evaluation return that counts as reached (None: no target).
         eval_every: env steps between evaluations; one is due at every multiple
             of it that the step count has crossed, and at the end of the budget.
+        criterion: whether a point counts as reached (default: eval_return >= target).
     """
 
     def __init__(
@@ -124,6 +132,7 @@ class Recorder:
         group: dict[str, Any] | None = None,
         target: float | None = None,
         eval_every: int | None = None,
+        criterion: Criterion | None = None,
         quiet: bool = False,
     ) -> None:
         self.contender = contender
@@ -132,6 +141,7 @@ class Recorder:
         self.group = dict(group or {})
         self.target = target
         self.eval_every = eval_every
+        self.criterion = criterion
         self.quiet = quiet
         self.clock = TrainingClock()
         self.points: list[Point] = []
@@ -162,7 +172,7 @@ class Recorder:
 
     @property
     def reached(self) -> bool:
-        return first_reaching(self.points, self.target) is not None
+        return first_reaching(self.points, self.target, self.criterion) is not None
 
     @property
     def last_steps(self) -> int | None:
@@ -232,8 +242,8 @@ class Recorder:
             "seed": self.seed,
             "budget": self.budget,
             "target": self.target,
-            "steps_to_target": steps_to_target(self.points, self.target),
-            "wall_s_to_target": wall_s_to_target(self.points, self.target),
+            "steps_to_target": steps_to_target(self.points, self.target, self.criterion),
+            "wall_s_to_target": wall_s_to_target(self.points, self.target, self.criterion),
             "reached": self.reached,
             "env_steps": self.env_steps,
             "train_wall_s": self.train_wall_s,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from .stats import Ratio, Stats, Summary, ratios_vs
+from .stats import LogLogFit, Ratio, Stats, Summary, implied_reason, ratios_vs
 
 NEVER = "never"
 
@@ -105,11 +106,22 @@ def ratio_table(summaries: Sequence[Summary], reference: str, *, group_keys: Seq
 
 
 def per_run_lines(summaries: Sequence[Summary], value: Callable[[dict[str, Any]], str]) -> list[str]:
-    """One line per summary: 's0: <value>, s1: ...' ('error' for a run that raised)."""
+    """One line per summary: 's0: <value>, s1: ...'.
+
+    'error' for a run that raised; 'not run (<reason>)' for one recorded as not
+    reached without running (Plan.implied_failure).
+    """
+    def cell(run: dict[str, Any]) -> str:
+        if run.get("error"):
+            return "error"
+        if implied_reason(run):
+            return f"not run ({implied_reason(run)})"
+        return value(run)
+
     lines = []
     for s in summaries:
         where = f" ({fmt_group(s.group)})" if s.group else ""
-        cells = ", ".join(f"s{r['seed']}: " + ("error" if r.get("error") else value(r)) for r in s.runs)
+        cells = ", ".join(f"s{r['seed']}: {cell(r)}" for r in s.runs)
         lines.append(f"- {s.label}{where}: {cells}")
     return lines
 
@@ -144,6 +156,10 @@ def notes(results: dict[str, Any]) -> list[str]:
         out.append(f"- untimed warm-up before the measured runs: {timings['warmup_s']:.1f} s")
     for name, why in (results.get("skipped") or {}).items():
         out.append(f"- {name} skipped: {why}")
+    implied = sum(bool(implied_reason(r)) for r in results.get("runs", []))
+    if implied:
+        out.append(f"- {implied} run{'s' if implied > 1 else ''} not run and recorded as not reached, implied by "
+                   "the same contender and seed at an easier setting (the per-run lines say which)")
     for run in results.get("runs", []):
         if run.get("error"):
             where = f" ({fmt_group(run['group'])})" if run.get("group") else ""
@@ -248,10 +264,13 @@ def plot_by_group(
     ylabel: str,
     title: str,
     loglog: bool = True,
+    fits: Mapping[str, LogLogFit] | None = None,
 ) -> bool:
     """A to-target figure (median, min–max bar) against a group parameter, one line per contender.
 
     Points whose median is 'never' are left out (their runs show in the tables).
+    `fits` (contender -> power law) are drawn dashed over the x range of the
+    contender's points, their slope in the legend.
     """
     palette = colours(results)
     lines: dict[str, list[tuple[float, Stats]]] = {}
@@ -271,7 +290,13 @@ def plot_by_group(
         meds = [st.median for _, st in pts]
         low = [st.median - st.min for _, st in pts]
         high = [(st.max - st.median) if st.max is not None else 0.0 for _, st in pts]
-        ax.errorbar(xs, meds, yerr=[low, high], color=palette.get(name), marker="o", capsize=3, label=labels[name])
+        fit = (fits or {}).get(name)
+        label = labels[name] + (f" (slope {fit.slope:.2f}, {fit.points} points)" if fit else "")
+        ax.errorbar(xs, meds, yerr=[low, high], color=palette.get(name), marker="o", capsize=3, label=label)
+        if fit:
+            ends = [min(xs), max(xs)]
+            ax.plot(ends, [math.exp(fit.intercept) * x ** fit.slope for x in ends], color=palette.get(name),
+                    linestyle="--", linewidth=1, alpha=0.8)
         drawn = True
     if not drawn:
         plt.close(fig)

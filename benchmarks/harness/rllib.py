@@ -31,20 +31,38 @@ def lifetime_steps(result: dict[str, Any]) -> int:
     return int(result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED_LIFETIME])
 
 
-def train_until_target(algo, rec: Recorder, evaluate: Callable[[], float]) -> None:
-    """algo.train() until an evaluation reaches the target or the env-step budget is spent; stops algo.
+def train_until_target(
+    algo,
+    rec: Recorder,
+    evaluate: Callable[[], float] | None = None,
+    *,
+    measure: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    spent: Callable[[dict[str, Any]], int] = lifetime_steps,
+) -> None:
+    """algo.train() until the target is reached or the budget is spent; stops algo.
 
-    Evaluations follow the recorder's schedule (checked after each iteration,
-    so at the step count an iteration ends on, and once at the end of the
-    budget); the budget may be overshot by up to one iteration.
+    Either `evaluate` (a policy evaluation returning a return, on the
+    recorder's schedule: checked after each iteration, so at the step count an
+    iteration ends on, and once at the end of the budget) or `measure` (figures
+    taken from every train() result, recorded as a point each iteration and
+    judged by the recorder's criterion, e.g. DeepSea's fraction of bad training
+    episodes). `spent` is what the budget counts, from a train() result (env
+    steps unless the benchmark says otherwise). The budget may be overshot by
+    up to one iteration.
     """
-    env_steps, iterations = 0, 0
+    if (evaluate is None) == (measure is None):
+        raise ValueError("train_until_target takes either evaluate or measure")
+    env_steps, iterations, used = 0, 0, 0
     try:
         rec.start()
-        while env_steps < rec.budget:
-            env_steps = lifetime_steps(algo.train())
+        while used < rec.budget:
+            result = algo.train()
+            env_steps, used = lifetime_steps(result), spent(result)
             iterations += 1
-            if rec.due(env_steps) and rec.evaluate(env_steps, evaluate):
+            if measure is not None:
+                if rec.record(env_steps, **measure(result)):
+                    break
+            elif rec.due(env_steps) and rec.evaluate(env_steps, evaluate):
                 break
         rec.stop(env_steps, iterations=iterations)
     finally:

@@ -24,8 +24,9 @@ from typing import Any, Callable, ContextManager, Mapping, Sequence
 
 from .machine import load_avg, machine_info
 from .mlflow_log import EXPERIMENT, log_benchmark
-from .record import Recorder, log
+from .record import Criterion, Recorder, log
 from .report import fmt
+from .stats import IMPLIED
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
@@ -58,6 +59,10 @@ class Contender:
         return {"name": self.name, "label": self.label or self.name, "budget": self.budget, "group": dict(self.group)}
 
 
+# implied_failure(contender, seed, runs so far) -> why the run would not reach the target, or None (Plan).
+ImpliedFailure = Callable[[Contender, int, Sequence[dict[str, Any]]], str | None]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Plan:
     """What one invocation runs, built by a script from its flags.
@@ -66,12 +71,23 @@ class Plan:
         contenders: in the order they run within a seed.
         seeds: every contender runs every seed.
         settings: everything else the results depend on (raw, into results.json and MLflow params).
-        target: evaluation return that counts as reached (None: no success criterion).
+        target: evaluation return that counts as reached (None: no success criterion);
+            with a `criterion`, the threshold that criterion applies (shown in the results).
         eval_every: env steps between evaluations (the recorder's schedule).
         reference: the contender the ratios are taken against.
         session: wraps all runs, given the available contenders and the results
             (e.g. one ray.init for all of them).
         warmup: one untimed go of the available contenders before the measured runs.
+        criterion: whether a point counts as reached, where that is not
+            `eval_return >= target` (Recorder).
+        implied_failure: `implied_failure(contender, seed, runs_so_far)` returns why
+            this run would not reach the target without running it (e.g. the same
+            contender and seed did not at an easier setting; `implied_by_smaller`),
+            or None to run it. An implied run is recorded as not reached, with the
+            reason in `extra["implied"]`, and counts as a failure in the medians.
+            Runs go seed by seed in the order of `contenders`, so a script that
+            declares its contenders from easy to hard settings has the easier
+            runs of a seed in `runs_so_far`.
     """
 
     contenders: Sequence[Contender]
@@ -82,6 +98,28 @@ class Plan:
     reference: str | None = None
     session: Callable[[list[Contender], dict[str, Any]], ContextManager] | None = None
     warmup: Callable[[list[Contender]], None] | None = None
+    criterion: Criterion | None = None
+    implied_failure: ImpliedFailure | None = None
+
+
+def implied_by_smaller(key: str, *, label: str | None = None, outcome: str = "not reached") -> ImpliedFailure:
+    """An `implied_failure` hook: a contender that did not reach the target at a smaller
+    `group[key]` for the same seed (or was implied not to) is recorded as not reaching it here.
+
+    A run that raised implies nothing (it did not fail to reach the target: it
+    failed). The reason names the smallest such setting: "<outcome> at <label>=<value>",
+    e.g. "not solved at N=10".
+    """
+    def implied(contender: Contender, seed: int, runs: Sequence[dict[str, Any]]) -> str | None:
+        here = contender.group.get(key)
+        if here is None:
+            return None
+        failed = [r["group"][key] for r in runs
+                  if r["contender"] == contender.name and r["seed"] == seed and key in (r.get("group") or {})
+                  and r["group"][key] < here and not r.get("error") and not r.get("reached")]
+        return f"{outcome} at {label or key}={min(failed)}" if failed else None
+
+    return implied
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,9 +243,22 @@ def available_contenders(plan: Plan, results: dict[str, Any]) -> list[Contender]
     return out
 
 
+def recorder(contender: Contender, seed: int, plan: Plan) -> Recorder:
+    return Recorder(contender=contender.name, seed=seed, budget=contender.budget, group=dict(contender.group),
+                    target=plan.target, eval_every=plan.eval_every, criterion=plan.criterion)
+
+
+def implied_run(contender: Contender, seed: int, plan: Plan, reason: str) -> dict[str, Any]:
+    """The record of a run that was not run: not reached, no points, the reason in extra["implied"]."""
+    rec = recorder(contender, seed, plan)
+    rec.extra[IMPLIED] = reason
+    rec.stop()
+    log(f"{rec.name}: not run, recorded as not reached: {reason}")
+    return rec.to_dict()
+
+
 def run_one(contender: Contender, seed: int, plan: Plan) -> dict[str, Any]:
-    rec = Recorder(contender=contender.name, seed=seed, budget=contender.budget, group=dict(contender.group),
-                   target=plan.target, eval_every=plan.eval_every)
+    rec = recorder(contender, seed, plan)
     log(f"{rec.name}: start (budget {contender.budget:g})")
     try:
         contender.run(seed, contender.budget, rec)
@@ -245,7 +296,9 @@ def run_plan(plan: Plan, results: dict[str, Any], out: Path) -> dict[str, Any]:
             # is shared out; one run at a time, never in parallel.
             for seed in plan.seeds:
                 for contender in contenders:
-                    results["runs"].append(run_one(contender, seed, plan))
+                    reason = plan.implied_failure(contender, seed, results["runs"]) if plan.implied_failure else None
+                    run = implied_run(contender, seed, plan, reason) if reason else run_one(contender, seed, plan)
+                    results["runs"].append(run)
                     write_json(json_path, results)
         results["status"] = "failed" if any(r.get("error") for r in results["runs"]) else "finished"
     except KeyboardInterrupt:

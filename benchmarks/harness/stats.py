@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 
+IMPLIED = "implied"  # run["extra"] key: why the run was recorded as not reached without running (Plan)
+
+
 @dataclass(frozen=True)
 class Stats:
     """Median, min and max of values where None means "never" (counted as +inf).
@@ -73,6 +76,7 @@ class Summary:
     wall_s: Stats
     env_steps_per_s: float | None
     setup_s: float | None
+    implied: int = 0  # runs recorded as not reached without running (Plan.implied_failure)
 
     @property
     def n(self) -> int:
@@ -95,7 +99,13 @@ def summarize_runs(contender: str, runs: list[dict[str, Any]], *, label: str | N
         wall_s=censored_stats([r.get("wall_s_to_target") for r in runs]),
         env_steps_per_s=median(r.get("env_steps_per_s") for r in ok),
         setup_s=median(r.get("setup_s") for r in ok),
+        implied=sum(bool(implied_reason(r)) for r in runs),
     )
+
+
+def implied_reason(run: dict[str, Any]) -> str | None:
+    """Why the run was recorded as not reached without running (None: it ran)."""
+    return (run.get("extra") or {}).get(IMPLIED)
 
 
 def summarize(results: dict[str, Any]) -> list[Summary]:
@@ -141,3 +151,23 @@ def ratios_vs(summaries: Sequence[Summary], reference: str) -> list[Ratio]:
             env_steps_per_s=ratio(s.env_steps_per_s, ref.env_steps_per_s),
         ))
     return out
+
+
+@dataclass(frozen=True)
+class LogLogFit:
+    """Least squares of log(y) on log(x): y ~ exp(intercept) * x ** slope, over `points` (x, y) pairs."""
+
+    slope: float
+    intercept: float
+    points: int
+
+
+def loglog_fit(xs: Sequence[float], ys: Sequence[float]) -> LogLogFit | None:
+    """The power law through positive (x, y) pairs; None with fewer than two distinct x."""
+    pairs = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    if len({lx for lx, _ in pairs}) < 2:
+        return None
+    mx = statistics.fmean(lx for lx, _ in pairs)
+    my = statistics.fmean(ly for _, ly in pairs)
+    slope = sum((lx - mx) * (ly - my) for lx, ly in pairs) / sum((lx - mx) ** 2 for lx, _ in pairs)
+    return LogLogFit(slope=slope, intercept=my - slope * mx, points=len(pairs))

@@ -6,7 +6,9 @@ No training: the contenders here are scripted curves that take milliseconds.
 from __future__ import annotations
 
 import json
+import math
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -195,7 +197,7 @@ def scripted(curve: dict[int, float], *, fail: bool = False):
             steps += 1000
             if fail and steps > 1000:
                 raise RuntimeError("learner died")
-            if rec.due(steps) and rec.evaluate(steps, lambda: curve.get(steps, 0.0) + seed):
+            if rec.due(steps) and rec.evaluate(steps, lambda: curve.get(steps, 0.0) + seed, iteration=steps // 1000):
                 break
         rec.stop(steps)
     return run
@@ -308,6 +310,8 @@ def test_invocation_is_one_mlflow_run_with_a_child_per_run(tmp_path, monkeypatch
     assert fast0.data.metrics["steps_to_target"] == 4000
     curve = client.get_metric_history(fast0.info.run_id, "curve/eval_return")
     assert [(m.step, m.value) for m in curve] == [(2000, 300.0), (4000, 460.0)]
+    iterations = client.get_metric_history(fast0.info.run_id, "curve/iteration")  # a point's other numbers
+    assert [(m.step, m.value) for m in iterations] == [(2000, 2.0), (4000, 4.0)]
 
 
 def test_mlflow_failure_keeps_the_results_files(tmp_path):
@@ -321,3 +325,81 @@ def test_mlflow_failure_keeps_the_results_files(tmp_path):
     kept = json.loads((out / RESULTS_JSON).read_text())
     assert "error" in kept["mlflow"] and kept["runs"] == results["runs"]
     assert (out / RESULTS_MD).is_file()
+
+
+# Other success criteria, implied failures, power-law fits --------------------------------------------------------
+
+
+def test_a_criterion_replaces_the_return_threshold(clock):
+    def below(point):
+        return point["bad"] < 0.8
+
+    rec = harness.Recorder(contender="a", seed=0, budget=10, target=0.8, criterion=below, quiet=True)
+    rec.start()
+    assert rec.record(100, bad=0.9) is False
+    clock.now += 5.0
+    assert rec.record(200, bad=0.8) is False  # not below
+    assert rec.record(300, bad=0.5) is True
+    rec.stop()
+    run = rec.to_dict()
+    assert run["steps_to_target"] == 300 and run["wall_s_to_target"] == pytest.approx(5.0) and run["reached"]
+
+
+def sized(solves: dict[int, bool], *, raises_at: int | None = None):
+    """A contender that, at group size N, reaches the target at 1000 steps if solves[N], else spends its budget."""
+    def run(size: int, seed: int, budget: int, rec: harness.Recorder) -> None:
+        rec.start()
+        if size == raises_at:
+            raise RuntimeError("learner died")
+        for steps in range(1000, budget + 1, 1000):
+            if rec.evaluate(steps, lambda: 500.0 if solves[size] else 0.0):
+                break
+        rec.stop()
+    return run
+
+
+def implied_benchmark() -> harness.Benchmark:
+    def plan(args):
+        contenders = [
+            harness.Contender(name=name, run=partial(run, size), budget=3000, label=name.upper(), group={"size": size})
+            for size in (1, 2, 3)
+            for name, run in (("a", sized({1: True, 2: False, 3: True})),
+                              ("b", sized({1: False, 2: True, 3: True}, raises_at=None)),
+                              ("c", sized({1: True, 2: True, 3: True}, raises_at=1)))
+        ]
+        return harness.Plan(contenders=contenders, seeds=range(1), settings={}, target=TARGET, reference="a",
+                            implied_failure=harness.implied_by_smaller("size", label="N", outcome="not solved"))
+
+    def render(results):
+        summaries = harness.summarize(results)
+        return "\n".join([*harness.per_run_lines(summaries, lambda r: harness.fmt(r["steps_to_target"])),
+                          *harness.notes(results), ""])
+
+    return harness.Benchmark(name="implied", doc="", default_out=Path("unused"), add_arguments=lambda p: None,
+                             plan=plan, render=render)
+
+
+def test_a_failure_at_a_smaller_size_implies_failure_at_the_larger_ones_without_running(tmp_path):
+    out = tmp_path / "out"
+    assert harness.main(implied_benchmark(), ["--out", str(out), "--no-mlflow"]) == 1  # c raised at N=1
+    results = json.loads((out / RESULTS_JSON).read_text())
+    runs = {(r["contender"], r["group"]["size"]): r for r in results["runs"]}
+    assert [(r["contender"], r["group"]["size"]) for r in results["runs"]] == [
+        (name, size) for size in (1, 2, 3) for name in "abc"]  # sizes go up within the seed
+    assert runs["a", 3]["extra"] == {"implied": "not solved at N=2"} and not runs["a", 3]["points"]
+    assert runs["b", 2]["extra"]["implied"] == "not solved at N=1" and runs["b", 3]["extra"]["implied"] == \
+        "not solved at N=1"
+    assert runs["c", 2]["reached"] and "implied" not in runs["c", 2]["extra"]  # an error implies nothing
+    assert all(not r["reached"] and r["env_steps"] is None for r in results["runs"] if r["extra"].get("implied"))
+    by = {(s.contender, s.group["size"]): s for s in harness.summarize(results)}
+    assert (by["a", 3].reached, by["a", 3].n, by["a", 3].implied, by["a", 3].steps.median) == (0, 1, 1, None)
+    md = (out / RESULTS_MD).read_text()
+    assert "- A (size=3): s0: not run (not solved at N=2)" in md
+    assert "- 3 runs not run and recorded as not reached" in md
+
+
+def test_loglog_fit_recovers_a_power_law():
+    fit = harness.loglog_fit([10, 20, 40], [3 * 10 ** 2.5, 3 * 20 ** 2.5, 3 * 40 ** 2.5])
+    assert fit.slope == pytest.approx(2.5) and fit.intercept == pytest.approx(math.log(3)) and fit.points == 3
+    assert harness.loglog_fit([10], [100]) is None
+    assert harness.loglog_fit([10, 10], [100, 200]) is None  # one size twice: no slope
