@@ -160,7 +160,7 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             "rlfrontier",
             ("Discrete",),
             _boot_dqn,
-            ("qf_loss", "q_mean", "head_disagreement", *_REWARDS),
+            ("qf_loss", "q_mean", "head_disagreement", "head_q_std", *_REWARDS),
             bonuses=("count", "rnd"),
         ),
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),

@@ -7,7 +7,8 @@ from rlfrontier import offpolicy
 # Metric keys, defined once beside their owner.
 QF_LOSS = "qf_loss"
 Q_MEAN = "q_mean"
-HEAD_DIVERSITY = "head_disagreement"
+HEAD_DISAGREEMENT = "head_disagreement"  # losses.head_disagreement: greedy actions differ
+HEAD_Q_STD = "head_q_std"  # losses.head_q_std: spread of Q(s, a) across heads
 MASK_MEAN = "bootstrap_mask_mean"
 
 

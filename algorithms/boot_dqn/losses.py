@@ -111,11 +111,28 @@ def vote(q: torch.Tensor) -> torch.Tensor:
     return (votes + tie_break * 0.999).argmax(dim=-1)
 
 
-def head_diversity(q: torch.Tensor) -> torch.Tensor:
+def head_disagreement(q: torch.Tensor) -> torch.Tensor:
     """Fraction of states where the heads disagree on the greedy action, [] in [0, 1].
 
     A health figure of the ensemble: near 0, posterior sampling explores no
     more than one greedy head.
+
+    Args:
+        q: Q-values of all heads, [K, B, A].
     """
     greedy = q.argmax(dim=-1)  # [K, B]
     return (greedy != greedy[:1]).any(dim=0).float().mean()
+
+
+def head_q_std(q_taken: torch.Tensor) -> torch.Tensor:
+    """The heads' spread of value estimates: mean over the batch of std_k Q_k(s_b, a_b), [].
+
+    The width of the approximate posterior over Q that posterior sampling
+    draws from (Osband et al. 2016): where it shrinks to 0 the heads act
+    alike. The population standard deviation over the K heads (0 for one
+    head), at the replayed actions.
+
+    Args:
+        q_taken: Q_k(s, a) of the replayed actions, [K, B].
+    """
+    return q_taken.std(dim=0, correction=0).mean()

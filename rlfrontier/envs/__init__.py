@@ -11,6 +11,8 @@ from rlfrontier import seeding
 from rlfrontier.validation import BadInput
 
 PREFIX = "rlfrontier/"
+# DeepSea, deterministic and bsuite's stochastic variant: one env class, a hidden action mapping.
+DEEP_SEA_IDS = (f"{PREFIX}DeepSea-v0", f"{PREFIX}DeepSeaStochastic-v0")
 
 
 def register_envs() -> None:
@@ -18,6 +20,9 @@ def register_envs() -> None:
     # The project's own environments (DeepSea, GridWorld, ...) register here.
     if f"{PREFIX}DeepSea-v0" not in gym.registry:
         gym.register(id=f"{PREFIX}DeepSea-v0", entry_point="rlfrontier.envs.deep_sea:DeepSeaEnv")
+    if f"{PREFIX}DeepSeaStochastic-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}DeepSeaStochastic-v0", entry_point="rlfrontier.envs.deep_sea:DeepSeaEnv",
+                     kwargs={"stochastic": True})
 
 
 def with_run_seed(env_id: str, env_config: dict[str, Any], seed: int | None) -> dict[str, Any]:
@@ -32,7 +37,7 @@ def with_run_seed(env_id: str, env_config: dict[str, Any], seed: int | None) -> 
     wins. Other envs' configs pass through unchanged (a copy).
     """
     env_config = dict(env_config or {})
-    if env_id == f"{PREFIX}DeepSea-v0" and "mapping_seed" not in env_config and seed is not None:
+    if env_id in DEEP_SEA_IDS and "mapping_seed" not in env_config and seed is not None:
         env_config["mapping_seed"] = seeding.derive_seed(seed, seeding.ENV_MAPPING)
     return env_config
 

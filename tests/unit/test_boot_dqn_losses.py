@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -75,11 +77,19 @@ def test_vote_takes_the_majority_and_breaks_ties_by_mean_q():
     torch.testing.assert_close(losses.vote(tie), torch.tensor([1]))
 
 
-def test_head_diversity_counts_states_where_heads_disagree():
+def test_head_disagreement_counts_states_where_heads_disagree():
     agree = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [0.0, 3.0]]])
-    assert losses.head_diversity(agree).item() == 0.0
+    assert losses.head_disagreement(agree).item() == 0.0
     half = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [3.0, 0.0]]])
-    assert losses.head_diversity(half).item() == pytest.approx(0.5)
+    assert losses.head_disagreement(half).item() == pytest.approx(0.5)
+
+
+def test_head_q_std_is_the_batch_mean_of_the_population_std_across_heads():
+    # K = 3 heads, B = 2: std of (1, 2, 3) is sqrt(2/3); of (4, 4, 4) is 0.
+    q_taken = torch.tensor([[1.0, 4.0], [2.0, 4.0], [3.0, 4.0]])
+    assert losses.head_q_std(q_taken).item() == pytest.approx(math.sqrt(2 / 3) / 2)
+    # One head: no spread (not nan, as the unbiased estimate would give).
+    assert losses.head_q_std(torch.tensor([[1.0, -5.0]])).item() == 0.0
 
 
 def test_a_transition_no_head_kept_gets_the_mean_td_error_of_all_heads_as_priority():

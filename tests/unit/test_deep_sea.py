@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 
 from rlfrontier.configure import build_config
 from rlfrontier.envs import register_envs, with_run_seed
-from rlfrontier.envs.deep_sea import DeepSeaEnv
+from rlfrontier.envs.deep_sea import MOVE_COST, TREASURE, DeepSeaEnv
 from rlfrontier.seeding import ENV_MAPPING, derive_seed
 
 ENV_ID = "rlfrontier/DeepSea-v0"
@@ -226,3 +226,170 @@ def test_gymnasium_env_checker_passes() -> None:
         check_env(env.unwrapped, skip_render_check=True)
     finally:
         env.close()
+
+
+# bsuite's stochastic DeepSea (bsuite/environments/deep_sea.py, deterministic=False) --------------------------------
+STOCHASTIC_ID = "rlfrontier/DeepSeaStochastic-v0"
+
+
+def test_stochastic_right_fails_with_probability_one_over_n_and_then_stays_in_its_column() -> None:
+    # Every "right" taken in a column < N - 1 is one Bernoulli(1/N) trial whose
+    # failure shows as an unchanged column (bsuite: no move, not a move left);
+    # at column N - 1 the clamp hides it, so those steps are not counted.
+    # failures ~ Binomial(20,000, 1/10): the exact interval below has a
+    # false-failure probability (a correct env failing for an arbitrary,
+    # unpicked reset seed) below ALPHA = 1e-6.
+    size, trials, alpha = 10, 20_000, 1e-6
+    lo, hi = binomial_acceptance_interval(trials, 1.0 / size, alpha)
+    assert (lo, hi) == (1796, 2211)  # the interval for these numbers, for the reader
+    env = DeepSeaEnv(size=size, mapping_seed=4, stochastic=True)
+    assert env.right_failure_probability == pytest.approx(0.1)
+    env.reset(seed=0)
+    counted = failures = 0
+    while counted < trials:
+        _, info = env.reset()
+        for _ in range(size):
+            row, column = info["row"], info["column"]
+            _, reward, _, _, info = env.step(env.right_action(row, column))
+            assert info["column"] in (column, min(column + 1, size - 1))
+            if row < size - 1:  # no noise, no treasure: just the move cost, moved or not
+                assert reward == pytest.approx(-MOVE_COST / size)
+            if column < size - 1 and counted < trials:
+                counted += 1
+                failures += info["column"] == column
+    assert lo <= failures <= hi, (failures, lo, hi)
+
+
+def test_stochastic_left_always_moves_left() -> None:
+    env = DeepSeaEnv(size=6, mapping_seed=2, stochastic=True)
+    env.reset(seed=1)
+    for _ in range(200):
+        _, info = env.reset()
+        for _ in range(6):
+            column = info["column"]
+            _, _, _, _, info = env.step(1 - env.right_action(info["row"], column))
+            assert info["column"] == max(column - 1, 0)
+
+
+def _rewards_from_cell(env: DeepSeaEnv, row: int, column: int, action: int, repeats: int) -> np.ndarray:
+    """Rewards of `repeats` steps taken from cell (row, column); the state is set directly (white box)."""
+    rewards = np.empty(repeats)
+    for i in range(repeats):
+        env._row, env._column = row, column
+        rewards[i] = env.step(action)[1]
+    return rewards
+
+
+def test_stochastic_noise_is_standard_normal_at_the_bottom_corners_only() -> None:
+    # bsuite adds N(0, 1) to the reward of the last step from (N-1, 0) and
+    # (N-1, N-1), whatever the action, and nowhere else. Elsewhere the reward
+    # is exactly the deterministic one. At the corners, 4,000 draws per
+    # (cell, action): the mean within 6 standard errors of 0 and the sample
+    # std within 0.1 of 1 (about 9 standard errors of it): false-failure
+    # probability below 1e-8 per check under the normal approximation.
+    size, repeats = 5, 4_000
+    env = DeepSeaEnv(size=size, mapping_seed=3, stochastic=True)
+    env.reset(seed=11)
+    for row, column in ((r, c) for r in range(size) for c in range(r + 1)):
+        for action in (0, 1):
+            right = action == env.right_action(row, column)
+            exact = (-MOVE_COST / size if right else 0.0) + (
+                TREASURE if right and (row, column) == (size - 1, size - 1) else 0.0)
+            corner = row == size - 1 and column in (0, size - 1)
+            rewards = _rewards_from_cell(env, row, column, action, repeats if corner else 50)
+            if corner:
+                noise = rewards - exact
+                assert abs(noise.mean()) < 6 / math.sqrt(repeats), (row, column, action, noise.mean())
+                assert abs(noise.std() - 1.0) < 0.1, (row, column, action, noise.std())
+            else:
+                np.testing.assert_array_equal(rewards, exact, err_msg=str((row, column, action)))
+
+
+def test_stochastic_optimal_return_is_bsuite_s_and_matches_always_right() -> None:
+    # bsuite: (1 - 1/N)^(N-1) - 0.01, the expected return of taking "right" in
+    # every cell. 10,000 such episodes: returns have std < 1.2 (treasure
+    # Bernoulli plus corner noise), so 6 standard errors is < 0.072; the
+    # false-failure probability is about 2e-9 (normal approximation).
+    size, episodes = 10, 10_000
+    env = DeepSeaEnv(size=size, mapping_seed=0, stochastic=True)
+    assert env.optimal_return == pytest.approx((1 - 1 / size) ** (size - 1) - 0.01)
+    assert DeepSeaEnv(size=size).optimal_return == pytest.approx(0.99)
+    env.reset(seed=5)
+    returns = np.empty(episodes)
+    for e in range(episodes):
+        _, info = env.reset()
+        total = 0.0
+        for _ in range(size):
+            _, reward, _, _, info = env.step(env.right_action(info["row"], info["column"]))
+            total += reward
+        returns[e] = total
+    assert returns.std() < 1.2
+    assert abs(returns.mean() - env.optimal_return) < 6 * 1.2 / math.sqrt(episodes), returns.mean()
+
+
+def _trajectory(env: gym.Env, seed: int | None, actions: np.ndarray) -> list[tuple]:
+    """(reward, row, column) of every step of episodes played with `actions` rows, after reset(seed)."""
+    env.reset(seed=seed)
+    steps = []
+    for episode_actions in actions:
+        env.reset()
+        for action in episode_actions:
+            _, reward, _, _, info = env.step(int(action))
+            steps.append((reward, info["row"], info["column"]))
+    return steps
+
+
+def test_stochastic_randomness_follows_the_reset_seed() -> None:
+    actions = np.random.default_rng(0).integers(0, 2, size=(300, 6))
+    env = DeepSeaEnv(size=6, mapping_seed=1, stochastic=True)
+    first = _trajectory(env, 3, actions)
+    assert _trajectory(DeepSeaEnv(size=6, mapping_seed=1, stochastic=True), 3, actions) == first
+    assert _trajectory(env, 4, actions) != first
+
+
+def test_deterministic_variant_draws_nothing_from_np_random() -> None:
+    # The default stays bsuite's deterministic DeepSea: no reset seed changes
+    # an episode, and the env's random stream is never touched.
+    actions = np.random.default_rng(1).integers(0, 2, size=(200, 6))
+    env = DeepSeaEnv(size=6, mapping_seed=1)
+    assert not env.stochastic and env.right_failure_probability == 0.0
+    first = _trajectory(env, 3, actions)
+    assert _trajectory(env, 4, actions) == first
+    assert _trajectory(env, None, actions) == first
+    env.reset(seed=9)
+    state = env.np_random.bit_generator.state
+    for episode_actions in actions:
+        env.reset()
+        for action in episode_actions:
+            env.step(int(action))
+    assert env.np_random.bit_generator.state == state
+
+
+@pytest.mark.parametrize("stochastic", [1, "yes", None])
+def test_bad_stochastic_raises(stochastic: object) -> None:
+    with pytest.raises(ValueError, match="stochastic"):
+        DeepSeaEnv(size=4, stochastic=stochastic)  # type: ignore[arg-type]
+
+
+def test_stochastic_id_is_registered_with_its_switch_on_and_passes_the_env_checker() -> None:
+    register_envs()
+    env = gym.make(STOCHASTIC_ID, size=5)
+    try:
+        assert isinstance(env.unwrapped, DeepSeaEnv) and env.unwrapped.stochastic
+        check_env(env.unwrapped, skip_render_check=True)
+    finally:
+        env.close()
+    assert not gym.make(ENV_ID, size=5).unwrapped.stochastic
+    assert gym.make(ENV_ID, size=5, stochastic=True).unwrapped.stochastic
+
+
+@pytest.mark.parametrize("env_id", [ENV_ID, STOCHASTIC_ID])
+def test_the_mapping_follows_the_run_seed_for_both_variants(env_id: str) -> None:
+    _, config, _ = build_config(algo="boot_dqn", env=env_id, env_config={"size": 6}, seed=3, evaluation_interval=0)
+    assert config.env_config == {"size": 6, "mapping_seed": derive_seed(3, ENV_MAPPING)}
+    register_envs()
+    made = gym.make(env_id, **config.env_config).unwrapped
+    np.testing.assert_array_equal(made.action_mapping, DeepSeaEnv(size=6, mapping_seed=derive_seed(3, ENV_MAPPING))
+                                  .action_mapping)
+    other = with_run_seed(env_id, {"size": 6}, 4)
+    assert not np.array_equal(gym.make(env_id, **other).unwrapped.action_mapping, made.action_mapping)

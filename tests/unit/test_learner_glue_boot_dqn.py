@@ -32,7 +32,9 @@ from learner_batches import (
 )
 from rlfrontier import offpolicy, replay
 from rlfrontier.algorithms.boot_dqn.boot_dqn import BOOTSTRAP_MASK, BootDQN, BootDQNConfig
-from rlfrontier.algorithms.boot_dqn.boot_dqn_learner import MASK_MEAN
+from rlfrontier.algorithms.boot_dqn.boot_dqn_learner import HEAD_DISAGREEMENT, HEAD_Q_STD, MASK_MEAN
+from rlfrontier.algorithms.boot_dqn.torch.boot_dqn_torch_learner import NEXT_PRIOR_Q, PriorMemo
+from rlfrontier.algorithms.boot_dqn.torch.boot_dqn_torch_rl_module import PRIOR_Q
 from rlfrontier.envs import register_envs
 
 GAMMA = 0.99
@@ -251,3 +253,100 @@ def test_update_hands_back_priorities_matched_with_buffer_indexes(env):
     indexes, priority = offpolicy.pop_priority_inputs([results])
     np.testing.assert_array_equal(indexes, batch[replay.INDEXES])
     torch.testing.assert_close(torch.as_tensor(priority, dtype=torch.float32), expected, rtol=1e-5, atol=1e-6)
+
+
+# Head disagreement, logged from the loss's own forward pass ---------------------------------
+def set_constant_heads(module, q_by_head: list[list[float]]) -> None:
+    """A hand-made ensemble: head k's Q(s, a) = q_by_head[k][a] in every state (last layer's weights 0)."""
+    with torch.no_grad():
+        last = module.qf.layers[-1]
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor(q_by_head).unsqueeze(1))  # [K, 1, A]
+
+
+@pytest.mark.parametrize(
+    ("q_by_head", "disagreement"),
+    [
+        # Heads 0-2 prefer action 0, head 3 action 1: they disagree in every state.
+        ([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 8.0]], 1.0),
+        # All prefer action 0, with different values.
+        ([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0]], 0.0),
+    ],
+)
+def test_learner_logs_head_disagreement_and_q_spread_of_a_hand_made_ensemble(env, q_by_head, disagreement):
+    learner = make_learner(env, prior_scale=0.0)
+    set_constant_heads(module_of(learner), q_by_head)
+    batch = deep_sea_batch(env, random_masks(4), seed=4)
+    _, _, _, results = loss_and_priorities(learner, batch)
+
+    # Population std across the 4 heads of Q(s, a) at the replayed action, averaged over the batch.
+    per_action_std = np.asarray(q_by_head).std(axis=0)  # [A]
+    expected_std = per_action_std[batch[replay.ACTIONS]].mean()
+    assert 0 < (batch[replay.ACTIONS] == 0).mean() < 1  # both actions in the batch
+    assert peek(results, HEAD_Q_STD) == pytest.approx(expected_std, rel=1e-5)
+    assert peek(results, HEAD_DISAGREEMENT) == pytest.approx(disagreement)
+
+
+def test_one_head_has_no_disagreement(env):
+    learner = make_learner(env, num_heads=1)
+    batch = env_transitions(env, BATCH, gamma=GAMMA, seed=5)
+    batch[BOOTSTRAP_MASK] = np.ones((BATCH, 1), np.float32)
+    _, _, _, results = loss_and_priorities(learner, batch)
+    assert peek(results, HEAD_Q_STD) == 0.0
+    assert peek(results, HEAD_DISAGREEMENT) == 0.0
+
+
+# The prior's memo: each stored transition's prior computed once, not at every replay ---------------
+def counting_prior(module, rows: list[int]):
+    def prior_q(x):
+        rows.append(len(x))
+        return module.prior_q(x)
+    return prior_q
+
+
+def test_prior_memo_returns_the_priors_own_values_and_recomputes_only_what_changed(env):
+    learner = make_learner(env)
+    module = module_of(learner)
+    batch = deep_sea_batch(env, random_masks(6), seed=6)
+    slots = torch.as_tensor(batch[replay.INDEXES])
+    obs = torch.as_tensor(batch[replay.OBS])
+    memo = PriorMemo(capacity=10 * BATCH, obs_dim=SIZE * SIZE, num_heads=HEADS, num_actions=2)
+    rows: list[int] = []
+
+    def lookup(o):
+        return memo.lookup(slots=slots, obs=o, prior_net=module.prior, prior_q=counting_prior(module, rows))
+
+    torch.testing.assert_close(lookup(obs), module.prior_q(obs).transpose(0, 1))
+    assert rows == [BATCH]
+    torch.testing.assert_close(lookup(obs), module.prior_q(obs).transpose(0, 1))
+    assert rows == [BATCH], "a replayed slot with the same observation is served from the memo"
+    # Slots overwritten by newer transitions (other observations) are recomputed, and only those.
+    newer = obs.clone()
+    newer[:5] = torch.as_tensor(deep_sea_batch(env, random_masks(7), seed=7)[replay.OBS][:5])
+    changed = int((newer != obs).any(dim=1).sum())
+    assert changed > 0
+    torch.testing.assert_close(lookup(newer), module.prior_q(newer).transpose(0, 1))
+    assert rows == [BATCH, changed]
+    # New prior weights (a restore) drop every entry.
+    with torch.no_grad():
+        for p in module.prior.parameters():
+            p.mul_(-1.0)
+    torch.testing.assert_close(lookup(newer), module.prior_q(newer).transpose(0, 1))
+    assert rows == [BATCH, changed, BATCH]
+
+
+def test_updates_through_the_prior_memo_equal_updates_without_it(env):
+    with_memo, without = make_learner(env), make_learner(env)
+    without._prior_memos = {}
+    assert set(with_memo._prior_memos) == {PRIOR_Q, NEXT_PRIOR_Q}
+    for seed in (8, 9, 8, 9):  # the second pass replays the same slots: served from the memo
+        batch = deep_sea_batch(env, random_masks(seed), seed=seed)
+        first, second = update(with_memo, batch), update(without, batch)
+        assert peek(first, "qf_loss") == pytest.approx(peek(second, "qf_loss"), rel=1e-5)
+    for a, b in zip(params(module_of(with_memo).qf), params(module_of(without).qf), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not with_memo._prior_memos[PRIOR_Q]._obs.isnan().all()
+
+
+def test_no_prior_no_memo(env):
+    assert make_learner(env, prior_scale=0.0)._prior_memos == {}

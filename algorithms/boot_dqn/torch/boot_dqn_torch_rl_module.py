@@ -20,6 +20,9 @@ from rlfrontier.algorithms.boot_dqn.connectors import BOOTSTRAP_HEAD
 
 # fwd_out keys, defined once beside their owner.
 Q_VALUES = "q_values"  # [K, B, A]
+# Optional training-batch column: the scaled prior prior_scale * p_k(obs), [B, K, A], when the
+# learner already has it (BootDQNTorchLearner's PriorMemo); absent, the module computes it.
+PRIOR_Q = "prior_q"
 
 DEFAULT_MODEL_CONFIG = {"num_heads": 10, "hidden_sizes": [64, 64], "prior_scale": 3.0, "epsilon": 0.0}
 
@@ -96,13 +99,19 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
     def _flat_obs(self, obs: torch.Tensor) -> torch.Tensor:
         return obs.reshape(obs.shape[0], -1).float()
 
-    def _with_prior(self, net: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    def _with_prior(self, net: nn.Module, obs: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
         q = net(obs)
-        if self.prior_scale:
-            with torch.no_grad():
-                prior = self.prior_scale * self.prior(obs)
-            q = q + prior  # outside no_grad: the gradient flows into net
-        return q
+        if prior is None:
+            prior = self.prior_q(obs)
+        # Outside no_grad: the gradient flows into net.
+        return q if prior is None else q + prior
+
+    @torch.no_grad()
+    def prior_q(self, obs: torch.Tensor) -> torch.Tensor | None:
+        """The fixed part of every head, prior_scale * p_k(obs), [K, B, A]; None without a prior."""
+        if not self.prior_scale:
+            return None
+        return self.prior_scale * self.prior(self._flat_obs(obs))
 
     def q_all(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values of every head, [K, B, A]."""
@@ -127,7 +136,10 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
 
     # Training ---------------------------------------------------------------
     def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
-        return {Q_VALUES: self.q_all(batch[Columns.OBS])}
+        prior = batch.get(PRIOR_Q)
+        if prior is not None:
+            prior = prior.transpose(0, 1)  # [B, K, A] -> [K, B, A]
+        return {Q_VALUES: self._with_prior(self.qf, self._flat_obs(batch[Columns.OBS]), prior)}
 
     # QNetAPI ------------------------------------------------------------------
     def compute_q_values(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -145,16 +157,19 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
         return {Q_VALUES: self._with_prior(self.target_qf, self._flat_obs(batch[Columns.OBS]))}
 
     @torch.no_grad()
-    def online_and_target_q(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def online_and_target_q(
+        self, obs: torch.Tensor, prior: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(online, target) Q-values of every head at `obs`, [K, B, A] each, no gradient.
 
         What a double-Q target needs at the next observations, with the prior
-        (shared by both) computed once.
+        (shared by both) computed once, or taken from `prior` ([K, B, A]) when given.
         """
         x = self._flat_obs(obs)
         online, target = self.qf(x), self.target_qf(x)
-        if self.prior_scale:
-            prior = self.prior_scale * self.prior(x)
+        if prior is None:
+            prior = self.prior_q(x)
+        if prior is not None:
             online, target = online + prior, target + prior
         return online, target
 
