@@ -197,7 +197,9 @@ class CountBonus(Bonus):
             return np.ascontiguousarray(flat).view(np.uint8).reshape(flat.shape[0], -1)
         if self.hash == GRID:
             scaled = (flat.astype(np.float64) - self._low) / np.where(self._width > 0, self._width, 1.0)
-            index = np.clip(np.floor(scaled * self.bins), 0, self.bins - 1).astype(np.int16)
+            index = np.clip(np.floor(np.nan_to_num(scaled * self.bins, nan=-1.0)), -1, self.bins - 1)
+            # Out-of-bounds values fall in the end bins; a nan has its own bin (-1) in its dimension.
+            index = np.where(np.isnan(scaled), -1, np.maximum(index, 0)).astype(np.int16)
             return np.ascontiguousarray(index).view(np.uint8).reshape(flat.shape[0], -1)
         if self._projection is None:
             rng = np.random.default_rng(self._seed)  # the run's seeding.BONUS stream
@@ -267,6 +269,9 @@ class CountBonus(Bonus):
             "hash": self.hash,
             "bits": self.bits,
             "bins": self.bins,
+            # The grid's bounds (a grid over another box gives the same keys to other cells).
+            "grid_low": getattr(self, "_low", None),
+            "grid_width": getattr(self, "_width", None),
             "keys": keys,
             "counts": self._counts[: len(keys)].copy(),
             "projection": self._projection,
@@ -281,6 +286,11 @@ class CountBonus(Bonus):
             def text(d):
                 return ", ".join(f"{k}={v!r}" for k, v in d.items())
             raise ValueError(f"bonus count state was saved with {text(saved)}; this run has {text(mine)}")
+        if self.hash == GRID and state.get("grid_low") is not None and not (
+                np.array_equal(state["grid_low"], self._low) and np.array_equal(state["grid_width"], self._width)):
+            raise ValueError(f"bonus count state was saved with a grid over [{state['grid_low']}, "
+                             f"{np.asarray(state['grid_low']) + np.asarray(state['grid_width'])}]; this run's grid "
+                             f"is over [{self._low}, {self._low + self._width}]")
         keys = list(state["keys"])
         self._ids = {key: i for i, key in enumerate(keys)}
         self._counts = np.zeros(max(1024, 2 * len(keys)), dtype=np.int64)

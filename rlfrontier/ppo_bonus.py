@@ -91,26 +91,38 @@ VF_LOSS_INTRINSIC = "vf_loss_intrinsic"
 
 # Equations ------------------------------------------------------------------------------------
 def non_episodic_value_targets(*, values: np.ndarray, rewards: np.ndarray, terminateds: np.ndarray,
-                               truncateds: np.ndarray, gamma: float, lambda_: float) -> np.ndarray:
+                               truncateds: np.ndarray, gamma: float, lambda_: float,
+                               restart_value: float | None = None) -> np.ndarray:
     """GAE(lambda) value targets of a non-episodic return (Burda et al. 2018, section 2.3).
 
-    The intrinsic return is not cut at an episode's end: a termination is
-    treated as a chunk boundary, where the return is bootstrapped from the
-    value of the last observation, V(s_T), instead of cut to 0; GAE still does
-    not propagate across it (the next episode is another chunk). Elsewhere the
-    same recursion as RLlib's `compute_value_targets`:
+    The intrinsic return is not cut at an episode's end: the game goes on in
+    the next episode, so a terminal step is bootstrapped from the value of
+    the state the next episode starts in, `restart_value` (V(s_0')), instead
+    of 0. GAE does not propagate across the boundary (the next episode is
+    another chunk). Without `restart_value` it bootstraps from the value RLlib
+    computed for the terminal observation, V(s_T), which the head is never
+    trained on (it is the extra, masked step). Elsewhere the same recursion as
+    RLlib's `compute_value_targets`:
     delta_t = r_t + gamma * V(s_{t+1}) - V(s_t), A_t = delta_t + gamma * lambda * A_{t+1}.
 
     Args:
         values: V(s_t), [N] (episodes concatenated, each with RLlib's extra bootstrap step).
         rewards: intrinsic rewards, [N].
         terminateds, truncateds: [N], as RLlib's AddOneTsToEpisodesAndTruncate writes them.
+        restart_value: V(s_0') for terminal steps (e.g. the mean over the batch's initial observations).
 
     Returns:
-        The targets A_t + V(s_t), [N] float32.
+        The targets A_t + V(s_t), [N] float32 (at the extra steps after a
+        termination: A_t + restart_value; those rows are masked out of every loss).
     """
-    boundary = np.logical_or(np.asarray(terminateds, dtype=bool), np.asarray(truncateds, dtype=bool))
-    return compute_value_targets(values=np.asarray(values, dtype=np.float32), rewards=np.asarray(rewards, np.float32),
+    values = np.array(values, dtype=np.float32)
+    terminal = np.asarray(terminateds, dtype=bool)
+    if restart_value is not None:
+        # The extra step after a terminal step is only ever that step's bootstrap.
+        after = np.flatnonzero(terminal[:-1]) + 1
+        values[after] = restart_value
+    boundary = np.logical_or(terminal, np.asarray(truncateds, dtype=bool))
+    return compute_value_targets(values=values, rewards=np.asarray(rewards, np.float32),
                                  terminateds=np.zeros(len(boundary), dtype=np.float32),
                                  truncateds=boundary.astype(np.float32), gamma=gamma, lambda_=lambda_)
 
@@ -281,13 +293,33 @@ class BonusRewardConnector(RewardTransformConnector):
         return new
 
 
+def restart_value(module: "IntrinsicValuePPOModule", episodes, device) -> float | None:
+    """V_int at the initial observations among `episodes` (their mean), or None when none starts here.
+
+    Where a non-episodic intrinsic return goes after a termination: into the
+    next episode's first state (Burda et al. 2018's "return not truncated at
+    game over"). RLlib's episodes are not linked per env, so the mean over the
+    batch's initial states stands in for the next episode's own.
+    """
+    starts = [np.asarray(e.get_observations(0)) for e in episodes
+              if getattr(e, "t_started", 0) == 0 and len(e.get_observations(slice(None))) > 0]
+    if not starts:
+        return None
+    with torch.no_grad():
+        obs = torch.as_tensor(np.stack(starts), dtype=torch.float32, device=device)
+        return float(module.compute_intrinsic_values({Columns.OBS: obs}).mean())
+
+
 class TwoHeadGAE(ConnectorV2):
     """RLlib's GAE piece for a module with two value heads (IntrinsicValuePPOModule); its other modules untouched.
 
     Writes Postprocessing.ADVANTAGES (ext_coeff * A_ext + int_coeff * A_int,
     standardised over the real steps), Postprocessing.VALUE_TARGETS (the
     extrinsic head's, episodic, discount `gamma`) and INTRINSIC_VALUE_TARGETS
-    (non-episodic, discount `gamma_intrinsic`, rewards: the INTRINSIC column).
+    (non-episodic, discount `gamma_intrinsic`, rewards: the INTRINSIC column;
+    a terminal step bootstraps from V_int of the batch's initial states,
+    `restart_value`). Advantages are standardised over the real steps only
+    (RLlib's piece includes its extra bootstrap steps).
     Needs RLlib's extra bootstrap step (AddOneTsToEpisodesAndTruncate) and a
     tensor batch, as RLlib's piece does.
     """
@@ -318,7 +350,8 @@ class TwoHeadGAE(ConnectorV2):
                                                 gamma=self.gamma, lambda_=self.lambda_)
             int_targets = non_episodic_value_targets(values=v_int, rewards=column(INTRINSIC),
                                                      terminateds=terminateds, truncateds=truncateds,
-                                                     gamma=self.gamma_intrinsic, lambda_=self.lambda_)
+                                                     gamma=self.gamma_intrinsic, lambda_=self.lambda_,
+                                                     restart_value=restart_value(module, episodes, device))
             advantages = combined_advantages(ext=ext_targets - v_ext, intrinsic=int_targets - v_int,
                                              ext_coeff=self.ext_coeff, int_coeff=self.int_coeff)
             mask = column(Columns.LOSS_MASK) if Columns.LOSS_MASK in module_batch else None

@@ -207,3 +207,14 @@ def test_grid_cells_are_equal_bins_between_the_bounds():
     with pytest.raises(ValueError, match="saved with hash='grid', bins=4; this run has hash='grid', bins=8"):
         bonuses.build({"type": "count", "hash": "grid", "bins": 8}, observation_space=space).set_state(
             bonus.get_state())
+
+
+def test_a_grid_state_is_refused_by_a_grid_over_other_bounds_and_nan_has_its_own_bin():
+    space = gym.spaces.Box(np.array([-1.2, -0.07], np.float32), np.array([0.6, 0.07], np.float32))
+    bonus = bonuses.build({"type": "count", "hash": "grid", "bins": 4}, observation_space=space)
+    cells = bonus.cells(np.array([[np.nan, 0.0], [-1.2, 0.0], [np.nan, 0.0]]), add=True)
+    assert cells[0] == cells[2] != cells[1]
+    other = bonuses.build({"type": "count", "hash": "grid", "bins": 4},
+                          observation_space=gym.spaces.Box(-10, 10, (2,), np.float32))
+    with pytest.raises(ValueError, match="saved with a grid over"):
+        other.set_state(bonus.get_state())

@@ -79,6 +79,24 @@ def test_the_intrinsic_return_is_not_cut_at_an_episode_end():
     assert intrinsic[3] == pytest.approx(1.0 + gamma * 5.0) == pytest.approx(episodic[3])
 
 
+def test_a_terminal_step_bootstraps_the_intrinsic_return_from_the_restart_state():
+    # As above; V(s_0') = 7 stands in for the untrained value of the terminal observation (3).
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32)
+    rewards = np.array([0.5, 0.25, 0.25, 1.0, 1.0], np.float32)
+    terminateds = np.array([0, 1, 0, 0, 0], np.float32)
+    truncateds = np.array([0, 0, 0, 1, 0], np.float32)
+    gamma, lam = 0.5, 0.8
+    targets = ppo_bonus.non_episodic_value_targets(values=values, rewards=rewards, terminateds=terminateds,
+                                                   truncateds=truncateds, gamma=gamma, lambda_=lam,
+                                                   restart_value=7.0)
+    assert targets[1] == pytest.approx(0.25 + gamma * 7.0)
+    a1 = 0.25 + gamma * 7.0 - 2.0
+    assert targets[0] == pytest.approx(0.5 + gamma * 2.0 - 1.0 + gamma * lam * a1 + 1.0)
+    # A chunk cut mid-episode still bootstraps from its own next observation.
+    assert targets[3] == pytest.approx(1.0 + gamma * 5.0)
+    assert values[2] == 3.0  # the caller's values are not changed
+
+
 def test_combined_advantages_weight_both_streams():
     out = ppo_bonus.combined_advantages(ext=np.array([1.0, -2.0]), intrinsic=np.array([0.5, 4.0]),
                                         ext_coeff=2.0, int_coeff=1.0)
@@ -100,6 +118,13 @@ def test_two_head_gae_matches_a_hand_computation(rnd_learner, monkeypatch):
     v_ext = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])
     v_int = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
     monkeypatch.setattr(module, "compute_both_values", lambda batch: (v_ext, v_int))
+    starts = []
+
+    def restart_values(batch):  # V_int of the batch's initial observations: 6 each
+        starts.append(batch[Columns.OBS][:, 0].tolist())
+        return torch.full((len(batch[Columns.OBS]),), 6.0)
+
+    monkeypatch.setattr(module, "compute_intrinsic_values", restart_values)
     episodes = [
         episode([[1, 0, 0, 0], [2, 0, 0, 0]], [1.0, 2.0], terminated=True, intrinsic=[0.5, 0.25]),
         episode([[3, 0, 0, 0]], [3.0], terminated=False, intrinsic=[1.0]),
@@ -109,9 +134,11 @@ def test_two_head_gae_matches_a_hand_computation(rnd_learner, monkeypatch):
     np.testing.assert_array_equal(mask, [True, True, False, True, False])
     # By hand, gamma 0.9 (extrinsic, episodic), 0.5 (intrinsic, non-episodic), lambda 0.8:
     # extrinsic: A_a1 = 2 - 0.2 = 1.8; A_a0 = 1 + 0.9 * 0.2 - 0.1 + 0.9 * 0.8 * 1.8 = 2.376; A_b0 = 3 + 0.9 * 0.5 - 0.4 = 3.05
-    # intrinsic: A_a1 = 0.25 + 0.5 * 3 - 2 = -0.25; A_a0 = 0.5 + 0.5 * 2 - 1 + 0.5 * 0.8 * -0.25 = 0.4;
-    #            A_b0 = 1 + 0.5 * 5 - 4 = -0.5
-    a_ext, a_int = np.array([2.376, 1.8, 3.05]), np.array([0.4, -0.25, -0.5])
+    # intrinsic: the terminal a1 bootstraps from V_int of the initial states (6), not of its terminal one (3):
+    #            A_a1 = 0.25 + 0.5 * 6 - 2 = 1.25; A_a0 = 0.5 + 0.5 * 2 - 1 + 0.5 * 0.8 * 1.25 = 1.0;
+    #            A_b0 = 1 + 0.5 * 5 - 4 = -0.5 (cut mid-episode: its own next observation)
+    a_ext, a_int = np.array([2.376, 1.8, 3.05]), np.array([1.0, 1.25, -0.5])
+    assert starts == [[0.0, 0.0]]  # both chunks start their episodes, at s_0 = 0
     np.testing.assert_allclose(batch[Postprocessing.VALUE_TARGETS][mask], a_ext + [0.1, 0.2, 0.4], rtol=1e-5)
     np.testing.assert_allclose(batch[ppo_bonus.INTRINSIC_VALUE_TARGETS][mask], a_int + [1.0, 2.0, 4.0], rtol=1e-5)
     combined = 2.0 * a_ext + 1.0 * a_int  # the default ext_coeff, int_coeff: the paper's 2 and 1

@@ -45,7 +45,10 @@ class PriorMemo:
     from; a slot is served only while the batch brings the same observation
     (a slot overwritten by a newer transition, or an n-step window's next
     observation that changed, is recomputed), and every entry is dropped when
-    the prior's weights change (a restore). So the values are the prior's own.
+    the prior's weights change (a restore; detected by the parameters'
+    version counters, which a direct `p.data.copy_` would bypass). So the
+    values are the prior's own, up to float rounding (a row computed in a
+    smaller batch can differ in the last bit, ~1e-7).
     """
 
     def __init__(self, *, capacity: int, obs_dim: int, num_heads: int, num_actions: int,
