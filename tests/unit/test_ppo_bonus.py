@@ -59,12 +59,15 @@ def run_connector(learner, episodes):
 
 
 # Equations --------------------------------------------------------------------------------------
+def two_chunks():
+    """values, rewards, terminateds, truncateds of [a0, a1, a_boot] (terminated) and [b0, b_boot] (cut)."""
+    return (np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32), np.array([0.5, 0.25, 0.25, 1.0, 1.0], np.float32),
+            np.array([0, 1, 0, 0, 0], np.float32), np.array([0, 0, 0, 1, 0], np.float32))
+
+
 def test_the_intrinsic_return_is_not_cut_at_an_episode_end():
     # Two chunks, each with RLlib's extra bootstrap step: [a0, a1, a_boot] terminated, [b0, b_boot] cut mid-episode.
-    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32)
-    rewards = np.array([0.5, 0.25, 0.25, 1.0, 1.0], np.float32)
-    terminateds = np.array([0, 1, 0, 0, 0], np.float32)
-    truncateds = np.array([0, 0, 0, 1, 0], np.float32)
+    values, rewards, terminateds, truncateds = two_chunks()
     gamma, lam = 0.5, 0.8
     intrinsic = ppo_bonus.non_episodic_value_targets(values=values, rewards=rewards, terminateds=terminateds,
                                                      truncateds=truncateds, gamma=gamma, lambda_=lam)
@@ -81,10 +84,7 @@ def test_the_intrinsic_return_is_not_cut_at_an_episode_end():
 
 def test_a_terminal_step_bootstraps_the_intrinsic_return_from_the_restart_state():
     # As above; V(s_0') = 7 stands in for the untrained value of the terminal observation (3).
-    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32)
-    rewards = np.array([0.5, 0.25, 0.25, 1.0, 1.0], np.float32)
-    terminateds = np.array([0, 1, 0, 0, 0], np.float32)
-    truncateds = np.array([0, 0, 0, 1, 0], np.float32)
+    values, rewards, terminateds, truncateds = two_chunks()
     gamma, lam = 0.5, 0.8
     targets = ppo_bonus.non_episodic_value_targets(values=values, rewards=rewards, terminateds=terminateds,
                                                    truncateds=truncateds, gamma=gamma, lambda_=lam,
