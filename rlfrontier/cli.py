@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     _field(p, "--checkpoint-every", field="checkpoint_every", type=int,
            help=f"iterations between checkpoints (default {spec.default_of('checkpoint_every')})")
     _field(p, "--restore", field="restore", metavar="CHECKPOINT", help="continue a run, or fine-tune its policy on another env")
-    p.add_argument("--demos", metavar="PATH", help="demonstrations (algorithms that learn from them)")
+    _field(p, "--demos", field="demos", metavar="DIR",
+           help="demonstrations from `rlfrontier demos record` (algorithms that learn from them)")
     _field(p, "--bonus", field="config.bonus.type", metavar="KIND",
            help="an exploration bonus added to the rewards (`rlfrontier algos` says which algorithms take which)")
     _field(p, "--bonus-config", field="config.bonus", nargs="*", default=[], action="extend", metavar="K=V",
@@ -120,6 +121,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "status", "logs", "stop"])
     p.add_argument("job_id", nargs="?")
     p.add_argument("--address", help="Ray job server (default as for submit)")
+    _add_common(p)
+
+    p = sub.add_parser("demos", help="record and show demonstrations (rlfrontier.demos)")
+    demos = p.add_subparsers(dest="demos_command", required=True, parser_class=_Parser)
+    p = demos.add_parser("record", help="record an expert's episodes as Parquet rows with a manifest")
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint of `rlfrontier train` whose policy acts")
+    p.add_argument("--scripted", metavar="NAME", help="a scripted expert instead: optimal (tabular worlds), cartpole")
+    p.add_argument("--env", required=True, help="the env (from a checkpoint: its own, or one with the same spaces)")
+    p.add_argument("--env-config", nargs="*", default=[], metavar="K=V")
+    p.add_argument("--episodes", type=int, required=True)
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write (created with its parents)")
+    p.add_argument("--seed", type=int, default=0, help="episode i resets with SEED + i (default 0)")
+    p.add_argument("--explore", action="store_true", help="a checkpoint's exploration policy instead of its greedy one")
+    p.add_argument("--overwrite", action="store_true", help="replace the demonstrations already in DIR")
+    _add_common(p)
+    p = demos.add_parser("show", help="print a demonstrations folder's manifest")
+    p.add_argument("dir", metavar="DIR")
     _add_common(p)
 
     p = sub.add_parser("evaluate", help="run a checkpoint's greedy policy")
@@ -237,10 +255,10 @@ def _train_failure(summary: dict[str, Any], trial: dict[str, Any]) -> str | None
 def cmd_train(args) -> int:
     from rlfrontier import runs
 
-    from rlfrontier.registry import DEMONSTRATIONS, get_algorithm
+    from rlfrontier.registry import get_algorithm, takes_demos
 
-    if args.demos and DEMONSTRATIONS not in get_algorithm(args.algo).needs:
-        raise BadInput(f"--demos {args.demos!r}: {args.algo} does not learn from demonstrations")
+    if args.demos and not takes_demos(get_algorithm(args.algo)):
+        raise BadInput(f"--demos {args.demos}: {args.algo} does not learn from demonstrations")
     data, _ = _spec_input(args)
     if args.bonus_config and not args.bonus:
         raise BadInput(f"--bonus-config {' '.join(args.bonus_config)}: give the bonus with --bonus KIND")
@@ -379,8 +397,28 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
+def cmd_demos(args) -> int:
+    from rlfrontier import demos
+
+    if args.demos_command == "show":
+        manifest = demos.show(args.dir)
+        print(demos.manifest_table(manifest, path=manifest["path"]))
+    else:
+        if args.checkpoint and args.scripted:
+            raise BadInput(f"demos record: give CHECKPOINT {args.checkpoint!r} or --scripted {args.scripted}, not both")
+        manifest = demos.record(
+            out=args.out, env_id=args.env, env_config=spec.parse_assignments(args.env_config, flag="--env-config"),
+            episodes=args.episodes, scripted=args.scripted, checkpoint=args.checkpoint, explore=args.explore,
+            seed=args.seed, overwrite=args.overwrite, progress=sys.stderr,
+        )
+        print(demos.summary_line(manifest))
+    if args.json:
+        emit_json(manifest)
+    return EXIT_OK
+
+
 COMMANDS = {"algos": cmd_algos, "envs": cmd_envs, "train": cmd_train, "tune": cmd_tune, "evaluate": cmd_evaluate,
-            "submit": cmd_submit, "jobs": cmd_jobs}
+            "submit": cmd_submit, "jobs": cmd_jobs, "demos": cmd_demos}
 
 
 def _quiet_libraries(verbose: bool) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 from rlfrontier import envs
-from rlfrontier.registry import AlgoSpec, check_bonus, check_needs, get_algorithm
+from rlfrontier.registry import AlgoSpec, check_bonus, check_needs, get_algorithm, takes_demos
 from rlfrontier.spec import (
     DEFAULT_EVAL_EPISODES,
     DEFAULT_EVAL_INTERVAL,
@@ -26,7 +27,7 @@ from rlfrontier.spec import (
 from rlfrontier.validation import BadInput
 
 # Fields of AlgorithmConfig that a run description sets in its own fields.
-_OWN_FIELDS = {"env": "--env", "env_config": "--env-config", "seed": "--seed"}
+_OWN_FIELDS = {"env": "--env", "env_config": "--env-config", "seed": "--seed", "demos": "--demos"}
 MAX_EVAL_ENVS = 10
 
 
@@ -104,11 +105,29 @@ def _check_bonus(spec: AlgoSpec, run: ConfigSpec, from_file: dict[str, Any]) -> 
     check_bonus(spec, kind, where=where)
 
 
+def _set_demos(config: AlgorithmConfig, run: ConfigSpec, env_config: dict[str, Any], observation_space,
+               action_space) -> None:
+    """Checks the run's demonstrations against its env and hands their folder to the algorithm.
+
+    The absolute path travels in the config to the Learners and EnvRunners: on
+    a cluster it must be on storage every node reads (rlfrontier.demos).
+    """
+    from rlfrontier import demos
+
+    demos.check(run.demos, run.env, env_config, observation_space, action_space,
+                where=run.origin.name(("demos",)))
+    if not hasattr(config, "demos"):  # a registry entry that takes demonstrations without the field
+        raise TypeError(f"{type(config).__name__} takes demonstrations but has no `demos` field")
+    config.demos = str(Path(run.demos).expanduser().resolve())
+
+
 def _build(run: ConfigSpec, seed: int | None) -> tuple[AlgoSpec, AlgorithmConfig]:
     spec = get_algorithm(run.algo)
+    if run.demos is not None and not takes_demos(spec):
+        raise BadInput(f"{run.origin.name(('demos',))} {run.demos}: {run.algo} does not learn from demonstrations")
     env_config = envs.with_run_seed(run.env, run.env_config, seed)
-    _, action_space = envs.check_env(
-        run.env, env_config, inspect=lambda env: check_needs(spec, env, env_id=run.env)
+    observation_space, action_space = envs.check_env(
+        run.env, env_config, inspect=lambda env: check_needs(spec, env, env_id=run.env, demos=run.demos)
     )
     if type(action_space).__name__ not in spec.action_spaces:
         raise BadInput(
@@ -128,6 +147,9 @@ def _build(run: ConfigSpec, seed: int | None) -> tuple[AlgoSpec, AlgorithmConfig
         apply_overrides(config, from_file, source=f"{name} {run.config_file}")
     if run.config:
         apply_overrides(config, run.config, source=run.origin.name(("config",)))
+
+    if run.demos is not None:
+        _set_demos(config, run, env_config, observation_space, action_space)
 
     res = run.resources
     runners = {"num_env_runners": res.num_env_runners, "num_envs_per_env_runner": res.num_envs_per_env_runner}
@@ -163,6 +185,7 @@ def build_config(
     overrides: dict[str, Any] | None = None,
     evaluation_interval: int = DEFAULT_EVAL_INTERVAL,
     evaluation_episodes: int = DEFAULT_EVAL_EPISODES,
+    demos: str | None = None,
     **resources: Any,
 ) -> tuple[AlgoSpec, AlgorithmConfig, dict[str, Any]]:
     """For scripts and tests: `algorithm_config` of the ConfigSpec these keywords spell.
@@ -174,7 +197,7 @@ def build_config(
     run = parse(ConfigSpec, {
         "algo": algo, "env": env, "seed": seed, "env_config": env_config, "config_file": config_file,
         "config": overrides, "resources": resources,
-        "evaluation": {"interval": evaluation_interval, "episodes": evaluation_episodes},
+        "evaluation": {"interval": evaluation_interval, "episodes": evaluation_episodes}, "demos": demos,
     })
     spec, config = algorithm_config(run, seed=seed)
     from_file = load_yaml_mapping(config_file, what="config_file") if config_file else {}

@@ -9,6 +9,7 @@ from ray.tune import Callback
 
 from rlfrontier import bonuses, offpolicy
 from rlfrontier import trainable as T
+from rlfrontier.registry import EVALUATION_METRICS
 
 
 def _fmt(value, spec: str = ".3g") -> str:
@@ -81,7 +82,11 @@ class ProgressPrinter(Callback):
             cells = bonus.get(bonuses.CELLS)
             parts.append(f"bonus {_fmt(bonus.get(bonuses.INTRINSIC_MEAN))}"
                          + ("" if cells is None else f" ({cells:,.0f} cells)"))
-        parts.append(f"{rate:,.0f} steps/s")
+        measures = result.get(EVALUATION_METRICS)
+        if isinstance(measures, dict) and measures:  # the algorithm's own (registry hook), e.g. maxent_irl's
+            parts.append(", ".join(f"{key} {_fmt(value)}" for key, value in list(measures.items())[:3]))
+        if steps or not measures:  # an algorithm that samples nothing to train (maxent_irl) has no rate
+            parts.append(f"{rate:,.0f} steps/s")
         if self.stop_timesteps and rate > 0 and not final:
             parts.append(f"ETA {_duration((self.stop_timesteps - steps) / rate)}")
         parts.append(f"elapsed {_duration(result.get(T.WALL_S, 0.0))}")

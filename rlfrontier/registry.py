@@ -6,6 +6,8 @@ says what the rest of the runtime needs to know about the algorithm:
 - `needs`: what a run must provide beyond an env with the right action space
   (demonstrations, a tabular MDP with known dynamics, a task distribution),
   checked by `check_needs` before Ray starts;
+- `accepts`: what a run may provide without needing it (maxent_irl takes
+  demonstrations, else the tabular world's exact expert occupancies);
 - `policy_module_id`: the module that acts (evaluation, export); the others
   are learner-only (a predictor, a discriminator, an encoder);
 - `primary_metric` and `mode`: what a search optimises and what "best" means
@@ -58,6 +60,7 @@ class AlgoSpec:
     # Metrics under learners/<policy module> that `train --json` reports in "metrics".
     reported_metrics: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    accepts: tuple[str, ...] = ()
     policy_module_id: str = DEFAULT_MODULE_ID
     primary_metric: str = EVAL_RETURN_MEAN
     mode: str = "max"
@@ -66,7 +69,7 @@ class AlgoSpec:
     bonuses: tuple[str, ...] = ()
 
     def __post_init__(self):
-        unknown = sorted(set(self.needs) - set(_NEED_TEXT))
+        unknown = sorted((set(self.needs) | set(self.accepts)) - set(_NEED_TEXT))
         if unknown:
             raise ValueError(f"{self.name}: unknown needs {unknown}; known: {sorted(_NEED_TEXT)}")
         if self.mode not in ("max", "min"):
@@ -83,6 +86,22 @@ def _boot_dqn() -> AlgorithmConfig:
     from rlfrontier.algorithms.boot_dqn import BootDQNConfig
 
     return BootDQNConfig()
+
+
+def _maxent_irl() -> AlgorithmConfig:
+    from rlfrontier.algorithms.maxent_irl import MaxEntIRLConfig
+
+    return MaxEntIRLConfig()
+
+
+def _maxent_irl_metrics(algo: Any) -> dict[str, float]:
+    return algo.reward_metrics()
+
+
+def _bc() -> AlgorithmConfig:
+    from rlfrontier.algorithms.bc import BCConfig
+
+    return BCConfig()
 
 
 def _dqn() -> AlgorithmConfig:
@@ -163,6 +182,28 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             ("qf_loss", "q_mean", "head_disagreement", "head_q_std", *_REWARDS),
             bonuses=("count", "rnd"),
         ),
+        AlgoSpec(
+            "maxent_irl",
+            "MaxEnt inverse RL on tabular worlds: exact forward/backward messages, linear or deep reward",
+            "rlfrontier",
+            ("Discrete",),
+            _maxent_irl,
+            ("expert_nll", "feature_expectation_gap", "learned_reward_mean", "learned_reward_std"),
+            needs=(TABULAR_MDP,),
+            accepts=(DEMONSTRATIONS,),
+            primary_metric=f"{EVALUATION_METRICS}/expected_value_difference",
+            mode="min",
+            evaluation_hook=_maxent_irl_metrics,
+        ),
+        AlgoSpec(
+            "bc",
+            "Behavioural cloning of demonstrations into another algorithm's module (module_of), to --restore there",
+            "rlfrontier",
+            ("Discrete", "Box"),
+            _bc,
+            ("bc_loss", "action_accuracy"),
+            needs=(DEMONSTRATIONS,),
+        ),
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),
         AlgoSpec("sac", "RLlib SAC (baseline)", "rllib", ("Box", "Discrete"), _sac),
         AlgoSpec("ppo", "RLlib PPO (baseline; tuned CartPole settings; takes reward_transform)", "rllib",
@@ -198,6 +239,11 @@ def check_needs(spec: AlgoSpec, env: Any, *, env_id: str, demos: str | None = No
         if missing:
             raise BadInput(f"{spec.name} needs {_NEED_TEXT[need]}; {env_id} lacks {', '.join(missing)}"
                            if need != DEMONSTRATIONS else f"{spec.name} needs {_NEED_TEXT[need]}")
+
+
+def takes_demos(spec: AlgoSpec) -> bool:
+    """Whether `spec` learns from demonstrations (`--demos`, `demos:` in a tune file)."""
+    return DEMONSTRATIONS in spec.needs or DEMONSTRATIONS in spec.accepts
 
 
 def check_bonus(spec: AlgoSpec, kind: str, *, where: str) -> None:

@@ -50,12 +50,24 @@ class Prepared:
 
 
 def _restore_mode(spec: RunSpec, obs_space, act_space) -> bool:
-    """True: weights only (fine-tuning on another env); False: full resume."""
+    """True: weights only (fine-tuning on another env, or from another algorithm's run); False: full resume.
+
+    Another algorithm's checkpoint (bc's) gives only its module, and only to
+    the algorithm that module was built for (meta `module_of`, else `algo`):
+    its learner state, counters and buffers are not this algorithm's.
+    """
     path = Path(spec.restore)
     if not (path / "algorithm_state.pkl").exists() and not (path / "rllib_checkpoint.json").exists():
         raise spec.bad(("restore",), "is not an RLlib algorithm checkpoint", value=spec.restore)
     meta = T.read_meta(path)
-    if not meta or meta.get("env") == spec.env:
+    if not meta:
+        return False
+    if meta.get("algo") != spec.algo:
+        built_for = meta.get("module_of", meta.get("algo"))
+        if built_for != spec.algo:
+            raise spec.bad(("restore",), f"holds a {meta.get('algo')} run's module built for {built_for}, "
+                                         f"not for {spec.algo}: restore it into {built_for}", value=spec.restore)
+    elif meta.get("env") == spec.env:
         return False
     if meta.get("observation_space") != repr(obs_space) or meta.get("action_space") != repr(act_space):
         raise spec.bad(
@@ -90,6 +102,8 @@ def prepare(spec: RunSpec, *, address: str | None = None) -> Prepared:
         "algo": algo.name, "env": spec.env, "env_config": spec.env_config,
         **({"seed": seed} if seed is not None else {}),
         "observation_space": repr(obs_space), "action_space": repr(act_space),
+        # Whose module a checkpoint holds, when not this algorithm's (bc's; see _restore_mode).
+        **({"module_of": base.module_algorithm} if hasattr(base, "module_algorithm") else {}),
     }
     return Prepared(
         algo=algo, base=base, seed=seed, resources=resources, meta=meta,

@@ -456,6 +456,9 @@ class ConfigSpec(_Part):
     )
     resources: Resources = Field(default_factory=Resources)
     evaluation: Evaluation = Field(default_factory=Evaluation)
+    demos: str | None = Field(
+        None, description="a demonstrations folder (`rlfrontier demos record`); on a cluster, on storage every node reads"
+    )
 
     _origin: Origin = PrivateAttr(default_factory=Origin)
 

@@ -23,6 +23,17 @@ def register_envs() -> None:
     if f"{PREFIX}DeepSeaStochastic-v0" not in gym.registry:
         gym.register(id=f"{PREFIX}DeepSeaStochastic-v0", entry_point="rlfrontier.envs.deep_sea:DeepSeaEnv",
                      kwargs={"stochastic": True})
+    # Tabular worlds with known dynamics for exact MaxEnt IRL; they truncate themselves at `horizon` (no TimeLimit).
+    if f"{PREFIX}GridWorld-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}GridWorld-v0", entry_point="rlfrontier.envs.gridworld:GridWorldEnv",
+                     max_episode_steps=None)
+    if f"{PREFIX}ObjectWorld-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}ObjectWorld-v0", entry_point="rlfrontier.envs.objectworld:ObjectWorldEnv",
+                     max_episode_steps=None)
+    # CartPole without termination, for imitation; it truncates itself at `horizon` (no TimeLimit).
+    if f"{PREFIX}CartPoleFixedHorizon-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}CartPoleFixedHorizon-v0",
+                     entry_point="rlfrontier.envs.cartpole_fixed:CartPoleFixedHorizonEnv", max_episode_steps=None)
 
 
 def with_run_seed(env_id: str, env_config: dict[str, Any], seed: int | None) -> dict[str, Any]:

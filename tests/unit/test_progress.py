@@ -46,3 +46,11 @@ def test_q_bound_warning_names_the_module_and_the_range_only_when_q_mean_leaves_
     assert "q_mean -3" in q_bound_warning(below)
     # Algorithms that report no bound (RLlib's baselines) never warn.
     assert q_bound_warning({"learners": {"default_policy": {"q_mean": 1e6}}}) is None
+
+
+def test_progress_line_shows_an_algorithms_own_measures_and_no_rate_when_it_samples_nothing():
+    line = _line({T.ITERATIONS: 300, T.ENV_STEPS: 0, T.ENV_STEPS_PER_S: 0.0, T.WALL_S: 3.0,
+                  "metrics": {"reward_correlation": 0.857, "expected_value_difference": 0.0372,
+                              "expected_value_difference_ratio": 0.0029, "optimal_value": 12.9}})
+    assert "reward_correlation 0.857, expected_value_difference 0.0372, expected_value_difference_ratio 0.0029" in line
+    assert "optimal_value" not in line and "steps/s" not in line

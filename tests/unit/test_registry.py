@@ -31,11 +31,20 @@ class Tasks(gym.Env):
     def set_task(self, task): ...
 
 
-def test_every_entry_acts_through_the_default_module_and_maximises_the_evaluation_return():
+def test_every_entry_acts_through_the_default_module_and_optimises_its_own_measure_or_the_return():
     for entry in registry.ALGORITHMS.values():
-        assert entry.needs == ()
         assert entry.policy_module_id == DEFAULT_MODULE_ID
-        assert (entry.primary_metric, entry.mode) == (registry.EVAL_RETURN_MEAN, "max")
+        if entry.evaluation_hook is None:
+            assert (entry.primary_metric, entry.mode) == (registry.EVAL_RETURN_MEAN, "max")
+        else:  # a measure the hook reports, under the result's "metrics"
+            assert entry.primary_metric.startswith(registry.EVALUATION_METRICS + "/")
+
+
+def test_maxent_irl_needs_a_tabular_world_takes_demonstrations_and_minimises_the_value_difference():
+    entry = registry.get_algorithm("maxent_irl")
+    assert entry.needs == (registry.TABULAR_MDP,) and registry.takes_demos(entry)
+    assert (entry.primary_metric, entry.mode) == ("metrics/expected_value_difference", "min")
+    assert not registry.takes_demos(registry.get_algorithm("boot_dqn"))
 
 
 def test_needs_are_checked_against_the_env_and_the_run():

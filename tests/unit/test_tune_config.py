@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rlfrontier import runs, spec
+from rlfrontier import demos, runs, spec
 from rlfrontier.registry import ALGORITHMS
 from rlfrontier.validation import BadInput
 
@@ -33,7 +33,21 @@ def write(tmp_path, text: str) -> Path:
 
 
 def load_search(path: Path, tmp_path: Path, **overrides) -> spec.RunSpec:
-    """The file as `tune` reads it, and every check `tune` makes before Ray starts."""
+    """The file as `tune` reads it, and every check `tune` makes before Ray starts.
+
+    A file that learns from demonstrations gets a few, recorded as its header says
+    (`demos record --scripted optimal` on a tabular world, `--scripted cartpole` on
+    CartPole), in place of its folder.
+    """
+    try:
+        data = spec.load_yaml(path.read_text())
+    except Exception:  # noqa: BLE001 - a malformed file: load_file says how
+        data = None
+    if isinstance(data, dict) and "demos" in data and "demos" not in overrides:
+        overrides["demos"] = str(tmp_path / "demos")
+        expert = "cartpole" if "CartPole" in data["env"] else "optimal"
+        demos.record(out=overrides["demos"], env_id=data["env"], env_config=data.get("env_config"), episodes=2,
+                     scripted=expert)
     run = spec.load_file(path, overrides={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", **overrides})
     runs.prepare(run)
     return run

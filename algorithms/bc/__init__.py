@@ -1,0 +1,3 @@
+from rlfrontier.algorithms.bc.bc import BC, BCConfig
+
+__all__ = ["BC", "BCConfig"]

@@ -1,0 +1,579 @@
+"""Demonstrations: an expert's episodes, stored as Parquet transition rows with a JSON manifest.
+
+A demonstrations folder DIR holds
+
+    DIR/manifest.json          what was recorded: env id, env_config, spaces, source, seed, counts, returns
+    DIR/transitions.parquet    one row per transition (COLUMNS), in episode then time order
+
+`ray.data.read_parquet(DIR)` reads the rows (it skips manifest.json: only
+*.parquet files are read), pyarrow reads the file, and `load(DIR)` gives
+numpy arrays for algorithms that keep demonstrations in memory; `check`
+also refuses demonstrations recorded on another env, env_config or spaces.
+
+`rlfrontier demos record` writes a folder from a checkpoint's policy (acting
+as its EnvRunner did, through `rlfrontier.evaluation`) or from a scripted
+expert (`EXPERTS`). Episode i starts from `env.reset(seed=seed + i)`, so a
+record is reproducible.
+
+A run gets demonstrations as a path (`train --demos DIR`, `demos:` in a tune
+file), set on its AlgorithmConfig's `demos` field by `rlfrontier.configure`;
+the path, not the data, travels to Ray's workers. On a cluster DIR must
+therefore be on storage every node reads (a shared filesystem), as with Tune
+storage.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+from rlfrontier import envs
+from rlfrontier.validation import BadInput, check_range
+
+FORMAT = "rlfrontier-demos"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+DATA_FILE = "transitions.parquet"
+
+# Columns, one row per transition.
+EPISODE = "episode"  # int64, 0 .. episodes - 1
+STEP = "t"  # int64, step within the episode
+OBS = "obs"  # list<float32>: the observation acted on, flattened
+ACTION = "action"  # int64 (Discrete) or list<float32> (Box, flattened)
+REWARD = "reward"  # float64
+NEXT_OBS = "next_obs"  # list<float32>: the observation after the step (the final one at an episode's end)
+TERMINATED = "terminated"  # bool, only ever true on an episode's last row
+TRUNCATED = "truncated"  # bool, only ever true on an episode's last row
+COLUMNS = (EPISODE, STEP, OBS, ACTION, REWARD, NEXT_OBS, TERMINATED, TRUNCATED)
+
+_MANIFEST_KEYS = ("format", "version", "env", "env_config", "source", "episodes", "transitions",
+                  "observation_space", "action_space", "seed")
+PROGRESS_EVERY_S = 2.0
+
+
+# Spaces ----------------------------------------------------------------------------------
+
+
+def describe_space(space: gym.Space) -> dict[str, Any]:
+    """What a manifest says of a space, to compare: its type, repr and size (n, or shape and dtype)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "repr": repr(space), "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Box):
+        return {"type": "Box", "repr": repr(space), "shape": list(space.shape), "dtype": str(space.dtype)}
+    raise BadInput(f"{space!r} is not a Box or Discrete space: demonstrations store only those")
+
+
+def _check_spaces(env_id: str, obs_space: gym.Space, act_space: gym.Space) -> None:
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise BadInput(f"--env {env_id}: its observation space {obs_space!r} is not a Box "
+                       f"(demonstrations store observations as float vectors)")
+    if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        raise BadInput(f"--env {env_id}: its action space {act_space!r} is not Discrete or Box")
+
+
+# Scripted experts ------------------------------------------------------------------------
+
+# An expert's policy: (observation, info, step within the episode) -> action.
+Policy = Callable[[np.ndarray, dict, int], Any]
+
+# Push right iff this weighted sum of (x, x_dot, theta, theta_dot) is positive: the pole's angle and
+# angular velocity keep it up; the small cart terms pull the cart back to the centre, so it never
+# drifts off the track (measured: 500 on every one of 200 CartPole-v1 seeds, and all 5,000 steps of
+# 50 seeds with |x| < 0.12 when the time limit is lifted).
+CARTPOLE_GAINS = np.array([0.1, 0.5, 1.0, 0.5])
+
+
+def cartpole_action(obs: np.ndarray) -> int:
+    """The scripted CartPole controller: 1 (push right) or 0 (push left)."""
+    return int(float(np.dot(CARTPOLE_GAINS, obs)) > 0.0)
+
+
+def _cartpole_unfit(env: gym.Env) -> str | None:
+    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+    if env.observation_space != CartPoleEnv().observation_space or env.action_space != gym.spaces.Discrete(2):
+        return f"has {env.observation_space!r} and {env.action_space!r}, not CartPole's observation and actions"
+    return None
+
+
+def _cartpole_policy(env: gym.Env) -> Policy:
+    return lambda obs, info, t: cartpole_action(obs)
+
+
+def _optimal_unfit(env: gym.Env) -> str | None:
+    from rlfrontier.registry import TABULAR_MDP_API
+
+    api = (*TABULAR_MDP_API, "initial_distribution", "horizon")
+    missing = [name for name in api if not hasattr(env.unwrapped, name)]
+    if missing:
+        return f"is not a tabular world with known dynamics (lacks {', '.join(missing)})"
+    return None
+
+
+def _optimal_policy(env: gym.Env) -> Policy:
+    from rlfrontier.tabular import TabularMDP, optimal_policy
+
+    # The MDP depends only on the env config (rlfrontier.envs.gridworld), so one policy serves every episode.
+    actions = optimal_policy(TabularMDP.from_env(env))  # (T, S)
+    return lambda obs, info, t: int(actions[min(t, len(actions) - 1), int(info["state"])])
+
+
+@dataclass(frozen=True)
+class ScriptedExpert:
+    """A hand-made policy: `unfit(env)` says why it cannot act in an env (None: it can); `policy(env)` builds it."""
+
+    name: str
+    summary: str
+    unfit: Callable[[gym.Env], str | None]
+    policy: Callable[[gym.Env], Policy]
+
+
+EXPERTS = {
+    e.name: e
+    for e in (
+        ScriptedExpert("optimal", "the optimal finite-horizon policy of a tabular world with known dynamics",
+                       _optimal_unfit, _optimal_policy),
+        ScriptedExpert("cartpole", "a linear controller of CartPole's pole and cart (500 on CartPole-v1)",
+                       _cartpole_unfit, _cartpole_policy),
+    )
+}
+
+
+def get_expert(name: str) -> ScriptedExpert:
+    if name not in EXPERTS:
+        raise BadInput(f"--scripted {name!r} is not a scripted expert: choose one of {', '.join(sorted(EXPERTS))}")
+    return EXPERTS[name]
+
+
+# Episodes as arrays ----------------------------------------------------------------------
+
+
+def _episode(obs: list, actions: list, rewards: list, *, terminated: bool, truncated: bool, act_space: gym.Space
+             ) -> dict[str, np.ndarray]:
+    """One episode's columns from its T + 1 observations, T actions and T rewards."""
+    steps = len(actions)
+    flat = np.asarray(obs, dtype=np.float32).reshape(steps + 1, -1)
+    ends = np.zeros(steps, dtype=bool)
+    return {
+        STEP: np.arange(steps, dtype=np.int64),
+        OBS: flat[:-1],
+        ACTION: (np.asarray(actions, dtype=np.int64).reshape(steps) if isinstance(act_space, gym.spaces.Discrete)
+                 else np.asarray(actions, dtype=np.float32).reshape(steps, -1)),
+        REWARD: np.asarray(rewards, dtype=np.float64).reshape(steps),
+        NEXT_OBS: flat[1:],
+        TERMINATED: np.concatenate([ends[:-1], [terminated]]),
+        TRUNCATED: np.concatenate([ends[:-1], [truncated]]),
+    }
+
+
+def _scripted_episodes(expert: ScriptedExpert, env: gym.Env, *, episodes: int, seed: int, report: Callable):
+    policy = expert.policy(env)
+    for i in range(episodes):
+        obs, info = env.reset(seed=seed + i)
+        observations, actions, rewards = [obs], [], []
+        terminated = truncated = False
+        while not (terminated or truncated):
+            action = policy(obs, info, len(actions))
+            obs, reward, terminated, truncated, info = env.step(action)
+            observations.append(obs)
+            actions.append(action)
+            rewards.append(reward)
+        yield _episode(observations, actions, rewards, terminated=bool(terminated), truncated=bool(truncated),
+                       act_space=env.action_space)
+        report(i + 1)
+
+
+def _checkpoint_episodes(runner, *, episodes: int, seed: int, explore: bool, act_space: gym.Space,
+                         report: Callable):
+    for i in range(episodes):
+        # One env, one episode per sample() call: RLlib resets the env with the runner's seed on every
+        # sample(num_episodes=...) (SingleAgentEnvRunner._reset_envs), so setting it gives episode i
+        # the reset seed seed + i, as a scripted expert's.
+        runner._seed = seed + i
+        (episode,) = runner.sample(num_episodes=1, explore=explore)
+        yield _episode(list(episode.get_observations()), list(episode.get_actions()), list(episode.get_rewards()),
+                       terminated=episode.is_terminated, truncated=episode.is_truncated, act_space=act_space)
+        report(i + 1)
+
+
+# Writing ---------------------------------------------------------------------------------
+
+
+def _table(episodes: list[dict[str, np.ndarray]]):
+    import pyarrow as pa
+
+    def lists(key: str) -> pa.Array:
+        rows = np.concatenate([e[key] for e in episodes])
+        width = rows.shape[1]
+        offsets = np.arange(0, len(rows) * width + 1, width, dtype=np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(rows.reshape(-1), type=pa.float32()))
+
+    def column(key: str) -> pa.Array:
+        rows = np.concatenate([e[key] for e in episodes])
+        return lists(key) if rows.ndim == 2 else pa.array(rows)
+
+    episode_index = np.concatenate([np.full(len(e[STEP]), i, dtype=np.int64) for i, e in enumerate(episodes)])
+    return pa.table({EPISODE: pa.array(episode_index), **{key: column(key) for key in COLUMNS[1:]}})
+
+
+def _check_out(out: str | Path, *, overwrite: bool) -> Path:
+    """The folder to write; BadInput (before anything is written) when it cannot be one."""
+    path = Path(out).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"--out {out}: is a file, not a folder")
+    if (path / MANIFEST_FILE).exists() and not overwrite:
+        raise BadInput(f"--out {out}: already holds demonstrations ({MANIFEST_FILE}); pass --overwrite to replace them")
+    if path.is_dir():
+        others = sorted(p.name for p in path.glob("*.parquet") if p.name != DATA_FILE)
+        if others:
+            raise BadInput(f"--out {out}: holds other Parquet files ({', '.join(others[:3])}) that "
+                           f"ray.data.read_parquet would read as demonstrations; choose another folder")
+    parent = next((p for p in (path, *path.parents) if p.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK):
+        raise BadInput(f"--out {out}: cannot be written ({parent} is not writable)")
+    return path
+
+
+def write(out: Path, episodes: list[dict[str, np.ndarray]], manifest: dict[str, Any]) -> None:
+    """Writes the rows, then the manifest (so a folder with a manifest is complete); replaces only these two files."""
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    data_tmp, manifest_tmp = out / f".{DATA_FILE}.tmp", out / f".{MANIFEST_FILE}.tmp"
+    pq.write_table(_table(episodes), data_tmp)
+    manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(data_tmp, out / DATA_FILE)
+    os.replace(manifest_tmp, out / MANIFEST_FILE)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def record(
+    *,
+    out: str | Path,
+    env_id: str,
+    episodes: int,
+    env_config: dict[str, Any] | None = None,
+    scripted: str | None = None,
+    checkpoint: str | Path | None = None,
+    explore: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress=None,
+) -> dict[str, Any]:
+    """Records `episodes` episodes of a scripted expert or a checkpoint's policy into the folder `out`.
+
+    Args:
+        out: the folder (created with its parents); one that already holds a
+            manifest is refused unless `overwrite`, which replaces only the
+            manifest and the rows.
+        env_id, env_config: the env. From a checkpoint, `env_config` must be
+            empty or the one the policy runs on (the checkpoint's for its own
+            env, the defaults for another env with the same spaces).
+        scripted: a name in EXPERTS; or `checkpoint`: a checkpoint of `rlfrontier train`.
+        explore: a checkpoint's exploration policy instead of its greedy one.
+        seed: episode i resets with seed + i.
+        progress: a stream for progress lines (None: none).
+
+    Returns:
+        The manifest written. Everything is checked before anything is written (BadInput).
+    """
+    if (scripted is None) == (checkpoint is None):
+        raise BadInput("demos record: give a CHECKPOINT or --scripted NAME (one of them)")
+    check_range("--episodes", episodes, 1, None, integer=True)
+    check_range("--seed", seed, 0, 2**31 - 1 - episodes, integer=True)
+    env_config = dict(env_config or {})
+    target = _check_out(out, overwrite=overwrite)
+    started = time.monotonic()
+    last = [started]
+    returns: list[float] = []
+
+    def report(done: int) -> None:
+        now = time.monotonic()
+        if progress is not None and (now - last[0] >= PROGRESS_EVERY_S or done == episodes):
+            last[0] = now
+            print(f"recording: {done}/{episodes} episodes, return mean {np.mean(returns):.4g}, "
+                  f"{now - started:.0f} s", file=progress, flush=True)
+
+    recorded: list[dict[str, np.ndarray]] = []
+
+    def collect(stream) -> None:
+        for episode in stream:
+            returns.append(float(episode[REWARD].sum()))
+            recorded.append(episode)
+
+    if scripted is not None:
+        expert = get_expert(scripted)
+        obs_space, act_space = envs.check_env(env_id, env_config)
+        _check_spaces(env_id, obs_space, act_space)
+        env = gym.make(env_id, **env_config)
+        try:
+            why = expert.unfit(env)
+            if why:
+                raise BadInput(f"--scripted {scripted}: {env_id} {why}")
+            source, extra = f"scripted:{scripted}", {}
+            collect(_scripted_episodes(expert, env, episodes=episodes, seed=seed, report=report))
+        finally:
+            env.close()
+    else:
+        from rlfrontier import evaluation, trainable
+
+        meta = trainable.read_meta(checkpoint) if Path(checkpoint).is_dir() else {}
+        runner, meta = evaluation.build_env_runner(
+            checkpoint, num_envs=1, env=None if meta.get("env") == env_id else env_id, seed=seed
+        )
+        try:
+            used = dict(runner.config.env_config)
+            if env_config and _jsonable(env_config) != _jsonable(used):
+                raise BadInput(f"--env-config {env_config}: a checkpoint's policy runs on {env_id} with "
+                               f"env_config {used} (the checkpoint's for its own env, else the defaults)")
+            env_config = used
+            obs_space, act_space = envs.check_env(env_id, env_config)
+            _check_spaces(env_id, obs_space, act_space)
+            source = str(Path(checkpoint).resolve())
+            extra = {"algo": meta.get("algo"), "explore": explore}
+            collect(_checkpoint_episodes(runner, episodes=episodes, seed=seed, explore=explore,
+                                         act_space=act_space, report=report))
+        finally:
+            runner.stop()
+
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "env": env_id,
+        "env_config": _jsonable(env_config),
+        "source": source,
+        **extra,
+        "episodes": len(recorded),
+        "transitions": int(sum(len(e[STEP]) for e in recorded)),
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "returns": returns,
+        "observation_space": describe_space(obs_space),
+        "action_space": describe_space(act_space),
+        "seed": seed,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "columns": list(COLUMNS),
+        "files": [DATA_FILE],
+    }
+    write(target, recorded, manifest)
+    return {**manifest, "path": str(target)}
+
+
+# Reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Demonstrations:
+    """Recorded episodes in memory.
+
+    Attributes:
+        path: the folder.
+        manifest: its manifest.json.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    _columns: dict[str, np.ndarray] = field(repr=False)
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.manifest["episodes"])
+
+    @property
+    def num_transitions(self) -> int:
+        return len(self._columns[STEP])
+
+    def transitions(self) -> dict[str, np.ndarray]:
+        """Every transition, in episode then time order: obs and next_obs (N, *obs shape) float32,
+        action (N,) int64 or (N, *action shape) float32, reward (N,) float64, terminated and
+        truncated (N,) bool, episode and t (N,) int64. Arrays are shared: copy before changing them."""
+        return dict(self._columns)
+
+    def episodes(self) -> list[dict[str, np.ndarray]]:
+        """One dict of the same arrays per episode, in time order."""
+        starts = np.flatnonzero(np.diff(self._columns[EPISODE], prepend=-1))
+        bounds = [*starts, self.num_transitions]
+        return [{k: v[a:b] for k, v in self._columns.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _bad(where: str, path: str | Path, why: str) -> BadInput:
+    return BadInput(f"{where} {path}: {why}")
+
+
+def read_manifest(path: str | Path, *, where: str = "demonstrations") -> dict[str, Any]:
+    """The manifest of the demonstrations folder `path`; BadInput naming `where` and `path` when it is not one."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise _bad(where, path, "does not exist" if not folder.exists() else "is not a folder")
+    file = folder / MANIFEST_FILE
+    if not file.is_file():
+        raise _bad(where, path, f"holds no {MANIFEST_FILE}: not a demonstrations folder (`rlfrontier demos record` "
+                                "makes one)")
+    try:
+        manifest = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _bad(where, path, f"{MANIFEST_FILE} is malformed: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise _bad(where, path, f"{MANIFEST_FILE} is malformed: not a JSON object")
+    missing = [k for k in _MANIFEST_KEYS if k not in manifest]
+    if missing:
+        raise _bad(where, path, f"{MANIFEST_FILE} is malformed: it lacks {', '.join(missing)}")
+    if manifest["format"] != FORMAT or not isinstance(manifest["version"], int):
+        raise _bad(where, path, f"{MANIFEST_FILE} is not an {FORMAT} manifest (format {manifest['format']!r})")
+    if manifest["version"] > FORMAT_VERSION:
+        raise _bad(where, path, f"was written in format version {manifest['version']}; this rlfrontier reads up "
+                                f"to {FORMAT_VERSION}")
+    for key in ("observation_space", "action_space"):
+        if not isinstance(manifest[key], dict) or "repr" not in manifest[key]:
+            raise _bad(where, path, f"{MANIFEST_FILE} is malformed: {key} is not a space description")
+    if not isinstance(manifest["transitions"], int) or not isinstance(manifest["episodes"], int):
+        raise _bad(where, path, f"{MANIFEST_FILE} is malformed: episodes and transitions must be integers")
+    return manifest
+
+
+def _numpy(column, *, shape: tuple[int, ...] | None) -> np.ndarray:
+    """A Parquet column as numpy: list columns as (N, *shape) float32."""
+    import pyarrow as pa
+
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_list(column.type) and not pa.types.is_large_list(column.type):
+        return column.to_numpy(zero_copy_only=False)
+    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    width = int(np.prod(shape)) if shape else None
+    lengths = np.diff(column.offsets.to_numpy())
+    if width is None or np.any(lengths != width) or column.null_count:
+        raise ValueError(f"rows of {len(set(lengths.tolist()))} lengths, not all {width}")
+    return values.reshape(len(column), *shape)
+
+
+def load(path: str | Path, *, where: str = "demonstrations") -> Demonstrations:
+    """Reads a demonstrations folder; BadInput naming `where` and `path` when it is missing or malformed."""
+    import pyarrow.parquet as pq
+
+    manifest = read_manifest(path, where=where)
+    file = Path(path).expanduser() / DATA_FILE
+    if not file.is_file():
+        raise _bad(where, path, f"holds a {MANIFEST_FILE} but no {DATA_FILE}")
+    try:
+        table = pq.read_table(file)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a bad folder
+        raise _bad(where, path, f"{DATA_FILE} cannot be read: {type(exc).__name__}: {exc}") from None
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise _bad(where, path, f"{DATA_FILE} lacks the columns {', '.join(missing)}")
+    obs_shape = tuple(manifest["observation_space"].get("shape") or ())
+    action_shape = tuple(manifest["action_space"].get("shape") or ())
+    try:
+        columns = {
+            c: _numpy(table.column(c), shape=action_shape if c == ACTION else obs_shape) for c in COLUMNS
+        }
+    except (ValueError, TypeError) as exc:
+        raise _bad(where, path, f"{DATA_FILE} does not fit its manifest's spaces: {exc}") from None
+    if table.num_rows != manifest["transitions"]:
+        raise _bad(where, path, f"{DATA_FILE} holds {table.num_rows} transitions, its manifest says "
+                                f"{manifest['transitions']}")
+    order = np.lexsort((columns[STEP], columns[EPISODE]))
+    if np.any(order != np.arange(len(order))):  # written in order; a hand-made file may not be
+        columns = {k: v[order] for k, v in columns.items()}
+    if len(np.unique(columns[EPISODE])) != manifest["episodes"]:
+        raise _bad(where, path, f"{DATA_FILE} holds {len(np.unique(columns[EPISODE]))} episodes, its manifest says "
+                                f"{manifest['episodes']}")
+    return Demonstrations(path=Path(path).expanduser().resolve(), manifest=manifest, _columns=columns)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _jsonable(a) == _jsonable(b)
+
+
+def check(
+    path: str | Path,
+    env_id: str,
+    env_config: dict[str, Any],
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    *,
+    where: str = "--demos",
+) -> Demonstrations:
+    """`load(path)`, refused (BadInput naming `where`, `path` and the mismatch) unless it was recorded
+    on `env_id` with `env_config` and these spaces."""
+    demos = load(path, where=where)
+    m = demos.manifest
+    if m["env"] != env_id:
+        raise _bad(where, path, f"recorded on {m['env']}, not {env_id}")
+    if not _same(m["env_config"], env_config or {}):
+        raise _bad(where, path, f"recorded with env_config {m['env_config']}, not {dict(env_config or {})}")
+    for key, space in (("observation_space", observation_space), ("action_space", action_space)):
+        try:
+            expected = describe_space(space)
+        except BadInput:
+            raise _bad(where, path, f"the run's {key.replace('_', ' ')} {space!r} is not a Box or Discrete "
+                                    f"space, as recorded demonstrations are") from None
+        if not _same(m[key], expected):
+            raise _bad(where, path, f"recorded with {key.replace('_', ' ')} {m[key].get('repr')}, "
+                                    f"not {expected['repr']}")
+    return demos
+
+
+# Printing --------------------------------------------------------------------------------
+
+
+def summary_line(manifest: dict[str, Any]) -> str:
+    return (f"recorded {manifest['episodes']} episodes ({manifest['transitions']:,} transitions) of "
+            f"{manifest['env']} from {manifest['source']}: return mean {manifest['return_mean']:.4g} "
+            f"± {manifest['return_std']:.4g} -> {manifest['path']}")
+
+
+def manifest_table(manifest: dict[str, Any], *, path: str | Path) -> str:
+    """The manifest as aligned `key  value` lines."""
+    returns = manifest.get("returns") or []
+    spread = f" (min {min(returns):.4g}, max {max(returns):.4g})" if returns else ""
+    rows = [
+        ("folder", str(path)),
+        ("env", manifest["env"]),
+        ("env_config", json.dumps(manifest["env_config"])),
+        ("source", manifest["source"] + (f" ({manifest['algo']})" if manifest.get("algo") else "")
+         + (", exploring" if manifest.get("explore") else "")),
+        ("episodes", str(manifest["episodes"])),
+        ("transitions", f"{manifest['transitions']:,}"),
+        ("return", f"{_g(manifest.get('return_mean'))} ± {_g(manifest.get('return_std'))}{spread}"),
+        ("observations", manifest["observation_space"]["repr"]),
+        ("actions", manifest["action_space"]["repr"]),
+        ("seed", f"{manifest['seed']} (episode i resets with seed + i)"),
+        ("created", str(manifest.get("created", "-"))),
+        ("format", f"{manifest['format']} {manifest['version']}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _g(value: Any) -> str:
+    return "-" if not isinstance(value, (int, float)) or not math.isfinite(value) else format(value, ".4g")
+
+
+def show(path: str | Path) -> dict[str, Any]:
+    """The manifest of a folder, after checking its rows' count (Parquet metadata only, not the rows)."""
+    import pyarrow.parquet as pq
+
+    where = "demos show"
+    manifest = read_manifest(path, where=where)
+    file = Path(path).expanduser() / DATA_FILE
+    try:
+        rows = pq.read_metadata(file).num_rows
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a bad folder
+        raise _bad(where, path, f"{DATA_FILE} cannot be read: {type(exc).__name__}: {exc}") from None
+    if rows != manifest["transitions"]:
+        raise _bad(where, path, f"{DATA_FILE} holds {rows} transitions, its manifest says {manifest['transitions']}")
+    return {**manifest, "path": str(Path(path).expanduser().resolve())}
+
