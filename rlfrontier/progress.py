@@ -85,7 +85,7 @@ class ProgressPrinter(Callback):
         measures = result.get(EVALUATION_METRICS)
         if isinstance(measures, dict) and measures:  # the algorithm's own (registry hook), e.g. maxent_irl's
             parts.append(", ".join(f"{key} {_fmt(value)}" for key, value in list(measures.items())[:3]))
-        if steps or not measures:  # an algorithm that samples nothing to train (maxent_irl) has no rate
+        if steps:  # an algorithm that samples nothing to train (maxent_irl, bc) has no rate
             parts.append(f"{rate:,.0f} steps/s")
         if self.stop_timesteps and rate > 0 and not final:
             parts.append(f"ETA {_duration((self.stop_timesteps - steps) / rate)}")
