@@ -7,7 +7,10 @@ sample episode chunks from the EnvRunners, add their one-step transitions,
 run `training_intensity * sampled / batch` SGD updates in one learner-group
 call (one minibatch per update) on n-step transitions the buffer folds when
 sampling, then sync the EnvRunners. Algorithms add per-transition columns
-(e.g. bootstrap masks) through a hook. `TargetSyncLearner` is the learner
+(e.g. bootstrap masks) through a hook. `DemoReplayFields` adds
+demonstrations kept in replay (DQfD): `make_replay_buffer` then builds a
+`rlfrontier.replay.DemoReplayBuffer`, and `pretrain_on_demos` runs DQfD's
+updates on demonstrations alone before acting. `TargetSyncLearner` is the learner
 base: gradient updates counted, target networks synced by them, and
 learner-only modules (rlfrontier.modules) trained on the policy's minibatches.
 """
@@ -46,6 +49,7 @@ from rlfrontier.validation import check_choice, check_range
 REPLAY_BUFFER_SIZE = "replay_buffer_size"
 NUM_UPDATES_THIS_STEP = "num_sgd_updates"
 PRIORITIZED_REPLAY_BETA = "prioritized_replay_beta"
+DEMO_PRETRAIN_UPDATES = "demo_pretrain_updates"
 # The range an algorithm's Q-values must stay in for the rewards seen so far,
 # and the learner metric compared with it (the progress line warns outside it).
 Q_LOWER_BOUND = "q_value_lower_bound"
@@ -126,9 +130,51 @@ class ReplayConfig(AlgorithmConfig):
         super().validate()
 
 
-def make_replay_buffer(config: ReplayConfig) -> replay.TransitionReplayBuffer:
-    """The buffer for `config`, sampling from the run's own replay stream (seeding.REPLAY)."""
-    return replay.TransitionReplayBuffer(
+class DemoReplayFields:
+    """Config mixin: demonstrations kept in replay beside the agent's data (DQfD, Hester et al. 2018).
+
+    Put it before the ReplayConfig base: `class C(DemoReplayFields, ReplayConfig)`.
+    The algorithm's loss decides what to do with the rows marked
+    `replay.IS_DEMO` (soft_q: a supervised term on them).
+
+    Fields:
+        demos: a demonstrations folder (rlfrontier.demos), set by `--demos`;
+            None: no demonstrations, and none of the fields below matters.
+        demo_fraction: the share of every minibatch drawn from the
+            demonstrations when replay is uniform (prioritized_replay off).
+        demo_priority_bonus: DQfD's eps_d, added to a demonstration's replay
+            priority when replay is prioritised (it then sets the share).
+        demo_pretrain_updates: gradient updates on demonstrations alone
+            before the first env step (DQfD's pre-training phase).
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class)
+        self.demos: str | None = None
+        # A quarter of each minibatch: the expert's 10,000 CartPole steps
+        # stay in every update without crowding out the agent's own data.
+        self.demo_fraction = 0.25
+        self.demo_priority_bonus = 1.0  # the paper's eps_d
+        self.demo_pretrain_updates = 1000
+
+    def validate(self) -> None:
+        if self.demos is not None and not isinstance(self.demos, str):
+            raise ValueError(f"demos must be a folder path or None, got {self.demos!r}")
+        check_range("demo_fraction", self.demo_fraction, 0.0, 1.0)
+        check_range("demo_priority_bonus", self.demo_priority_bonus, 0.0, None)
+        check_range("demo_pretrain_updates", self.demo_pretrain_updates, 0, None, integer=True)
+        super().validate()
+
+
+def make_replay_buffer(config: ReplayConfig) -> replay.TransitionReplayBuffer | replay.DemoReplayBuffer:
+    """The buffer for `config`, sampling from the run's own replay stream (seeding.REPLAY).
+
+    With demonstrations (`config.demos`, DemoReplayFields) a DemoReplayBuffer
+    that holds them beside the agent's buffer, read from the folder: they are
+    not part of any checkpoint (the replay buffer is not), so a restored run
+    reads them again from `config.demos`.
+    """
+    buffer = replay.TransitionReplayBuffer(
         capacity=config.replay_capacity,
         n_step=config.n_step,
         gamma=config.gamma,
@@ -137,6 +183,34 @@ def make_replay_buffer(config: ReplayConfig) -> replay.TransitionReplayBuffer:
         epsilon=config.prioritized_replay_eps,
         seed=seeding.rng(config.seed, seeding.REPLAY),
     )
+    if not getattr(config, "demos", None):
+        return buffer
+    return replay.DemoReplayBuffer(
+        agent=buffer,
+        demo_columns=demo_rows(config.demos),
+        demo_fraction=config.demo_fraction,
+        priority_bonus=config.demo_priority_bonus,
+        minibatch_size=config.train_batch_size_per_learner,
+    )
+
+
+def demo_rows(path: str) -> dict[str, np.ndarray]:
+    """A demonstrations folder's transitions as replay's one-step rows, linked within each episode."""
+    from rlfrontier import demos
+
+    columns = demos.load(path, where="--demos").transitions()
+    if len(columns[demos.OBS]) == 0:
+        raise ValueError(f"--demos {path}: holds no transition")
+    return {
+        replay.OBS: columns[demos.OBS],
+        replay.ACTIONS: columns[demos.ACTION],
+        replay.REWARDS: columns[demos.REWARD].astype(np.float32),
+        replay.NEXT_OBS: columns[demos.NEXT_OBS],
+        replay.TERMINATEDS: columns[demos.TERMINATED].astype(bool),
+        replay.EPISODE_IDS: columns[demos.EPISODE],
+        replay.STEPS: columns[demos.STEP],
+        replay.TRUNCATEDS: columns[demos.TRUNCATED].astype(bool),
+    }
 
 
 def annealed_beta(*, beta_start: float, annealing_timesteps: int, timesteps: int) -> float:
@@ -235,15 +309,25 @@ def replay_training_step(
         # Rows come shuffled (see TransitionReplayBuffer.sample): every learner's
         # shard and every minibatch of it is drawn from the whole buffer.
         sampled = algo.replay_buffer.sample(num_updates * batch_size, beta=beta, reward_hook=reward_hook)
-        for name in getattr(reward_hook, "private_columns", ()):
-            sampled.pop(name, None)
-        # Keyed by the policy module only: the learner hands every learner-only
-        # module the same minibatch tensors (TargetSyncLearner._update), so the
-        # arrays are not sliced, converted or shipped to learners once per module.
-        train_batch = MultiAgentBatch(
-            {DEFAULT_MODULE_ID: SampleBatch(sampled)}, env_steps=len(sampled[replay.OBS])
-        )
+        train_batch = learner_batch(sampled, reward_hook=reward_hook)
+    update_learners(algo, train_batch, lifetime_steps=lifetime_steps, reward_hook=reward_hook)
 
+
+def learner_batch(sampled: dict[str, np.ndarray], *, reward_hook: replay.RewardHook | None = None) -> MultiAgentBatch:
+    """Replayed rows as the learner group's batch, without the reward hook's private columns."""
+    for name in getattr(reward_hook, "private_columns", ()):
+        sampled.pop(name, None)
+    # Keyed by the policy module only: the learner hands every learner-only
+    # module the same minibatch tensors (TargetSyncLearner._update), so the
+    # arrays are not sliced, converted or shipped to learners once per module.
+    return MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(sampled)}, env_steps=len(sampled[replay.OBS]))
+
+
+def update_learners(
+    algo, train_batch: MultiAgentBatch, *, lifetime_steps: int, reward_hook: replay.RewardHook | None = None
+) -> None:
+    """One learner-group call on replayed rows (one SGD update per minibatch), priorities, weight sync."""
+    cfg = algo.config
     with algo.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
         if hasattr(reward_hook, "before_update"):
             reward_hook.before_update(algo.learner_group)
@@ -269,6 +353,34 @@ def replay_training_step(
             policies=acting,
             inference_only=True,
         )
+
+
+# Updates per learner-group call while pre-training: priorities are refreshed between calls.
+PRETRAIN_UPDATES_PER_CALL = 100
+
+
+def pretrain_on_demos(algo, *, num_updates: int, reward_hook: replay.RewardHook | None = None) -> None:
+    """DQfD's pre-training (Hester et al. 2018, section 3): `num_updates` SGD updates on demonstrations alone.
+
+    Run before the first env step, so the agent starts acting with a policy
+    that already imitates the expert and values its actions by the TD loss.
+    The updates are the usual ones (TD loss, the algorithm's supervised
+    term on IS_DEMO rows, prioritised weights and priority updates, target
+    syncs), at the schedules' values for env step 0.
+    """
+    cfg = algo.config
+    batch_size = cfg.train_batch_size_per_learner * max(cfg.num_learners, 1)
+    done = 0
+    while done < num_updates:
+        chunk = min(PRETRAIN_UPDATES_PER_CALL, num_updates - done)
+        with algo.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
+            sampled = algo.replay_buffer.sample_demos(
+                chunk * batch_size, beta=cfg.prioritized_replay_beta, reward_hook=reward_hook
+            )
+            train_batch = learner_batch(sampled, reward_hook=reward_hook)
+        update_learners(algo, train_batch, lifetime_steps=0, reward_hook=reward_hook)
+        done += chunk
+    algo.metrics.log_value(DEMO_PRETRAIN_UPDATES, done, window=1)
 
 
 def pop_priority_inputs(learner_results: list[dict]) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -166,11 +166,13 @@ ALGORITHMS: dict[str, AlgoSpec] = {
     for spec in (
         AlgoSpec(
             "soft_q",
-            "Soft Q-learning: soft Bellman backup, Boltzmann policy, fixed or learnt temperature",
+            "Soft Q-learning: soft Bellman backup, Boltzmann policy, fixed or learnt temperature; --demos as DQfD",
             "rlfrontier",
             ("Discrete",),
             _soft_q,
-            ("alpha", "policy_entropy", "q_mean", "qf_loss", *_REWARDS),
+            # demo_loss and demo_fraction_sampled with --demos only (DQfD).
+            ("alpha", "policy_entropy", "q_mean", "qf_loss", *_REWARDS, "demo_loss", "demo_fraction_sampled"),
+            accepts=(DEMONSTRATIONS,),
             bonuses=("count", "rnd"),
         ),
         AlgoSpec(

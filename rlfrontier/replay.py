@@ -18,6 +18,11 @@ explicit, not "the next slot"). A link holds the successor's global insertion
 number; the ring slot is that number modulo capacity, and a slot whose stored
 number differs has been overwritten: the link is stale.
 
+Demonstrations (DQfD, Hester et al. 2018): `DemoReplayBuffer` keeps them
+in a second buffer of their own size beside the agent's ring, so they are
+never evicted and no n-step window crosses between the two; each sampled row
+says where it came from (IS_DEMO).
+
 How folding works: `sample` draws window starts (uniformly or by priority,
 then in random order, so that every SGD minibatch spans the whole buffer),
 follows up to n - 1 links with one vectorised gather per offset (a window ends
@@ -59,6 +64,8 @@ STEPS = "steps"
 TRUNCATEDS = "truncateds"
 # Window-only column handed to a reward hook: True where the step is inside the window.
 WINDOW_MASK = "window_mask"
+# Batch column of DemoReplayBuffer: 1.0 for a row from the demonstrations, 0.0 for the agent's own.
+IS_DEMO = "is_demo"
 
 _LINK_TAGS = (EPISODE_IDS, STEPS, TRUNCATEDS)
 _STEP_COLUMNS = (OBS, ACTIONS, REWARDS, NEXT_OBS, TERMINATEDS)
@@ -396,3 +403,193 @@ class TransitionReplayBuffer:
         priorities = np.abs(np.asarray(td_errors, dtype=np.float64)) + self.epsilon
         self._max_priority = max(self._max_priority, float(priorities.max()))
         self._tree.set(np.asarray(indexes), priorities**self.alpha)
+
+
+class DemoReplayBuffer:
+    """The agent's replay plus a never-evicted partition of demonstrations (DQfD, Hester et al. 2018).
+
+    Two TransitionReplayBuffers: `agent`, the ring the training step adds to,
+    and `demos`, sized to the demonstrations and filled once here, so the
+    agent's data never evicts them and n-step windows never cross from a
+    demonstration episode into the agent's data (links exist only inside one
+    buffer). Sampled rows carry IS_DEMO; a demonstration row's INDEXES is its
+    slot plus the agent's capacity, so `update_priorities` tells them apart.
+
+    Sampling:
+        prioritised (both partitions prioritised): one stratified proportional
+            draw over the priority mass of both, a demonstration's priority
+            being |td| + epsilon + priority_bonus (DQfD's eps_d, section 3:
+            demonstrations keep being replayed after their TD errors shrink);
+            importance weights (N * P(i))^-beta over both, normalised by their
+            maximum. New demonstrations enter at (1 + priority_bonus)^alpha,
+            as new agent data enters at the largest priority seen (1 at first).
+        uniform: each minibatch of `minibatch_size` consecutive rows (the
+            learner group cuts the batch into shards and minibatches in order)
+            holds demo_fraction * minibatch_size demonstration rows (rounded
+            at random to keep that mean), both parts uniform in their buffer.
+        With an empty agent buffer every row is a demonstration.
+
+    Args:
+        agent: the agent's buffer (empty or not); its sampling stream is shared.
+        demo_columns: the demonstrations as one-step rows (OBS, ACTIONS,
+            REWARDS, NEXT_OBS, TERMINATEDS and the link tags EPISODE_IDS,
+            STEPS, TRUNCATEDS), at least one.
+        demo_fraction: the share of each uniform minibatch taken from the
+            demonstrations, in [0, 1].
+        priority_bonus: added to a demonstration's priority, >= 0.
+        minibatch_size: rows per SGD minibatch.
+    """
+
+    def __init__(
+        self,
+        *,
+        agent: TransitionReplayBuffer,
+        demo_columns: dict[str, np.ndarray],
+        demo_fraction: float,
+        priority_bonus: float,
+        minibatch_size: int,
+    ):
+        num_demos = len(demo_columns[OBS])
+        if num_demos == 0:
+            raise ValueError("the demonstrations hold no transition")
+        if not 0.0 <= demo_fraction <= 1.0:
+            raise ValueError(f"demo_fraction must be in [0, 1], got {demo_fraction}")
+        if priority_bonus < 0:
+            raise ValueError(f"priority_bonus must be >= 0, got {priority_bonus}")
+        self.agent = agent
+        self.demos = TransitionReplayBuffer(
+            capacity=num_demos, n_step=agent.n_step, gamma=agent.gamma, prioritized=agent.prioritized,
+            alpha=agent.alpha, epsilon=agent.epsilon, seed=agent._rng,
+        )
+        self.demos.add(demo_columns)
+        self.demo_fraction = float(demo_fraction)
+        self.priority_bonus = float(priority_bonus)
+        self.minibatch_size = int(minibatch_size)
+        self._rng = agent._rng
+        self._offset = agent.capacity  # demonstration slot s is buffer index offset + s
+        if self.demos.prioritized:
+            initial = (1.0 + self.priority_bonus) ** self.demos.alpha
+            self.demos._tree.set(np.arange(num_demos), np.full(num_demos, initial))
+
+    def __len__(self) -> int:
+        return len(self.agent) + len(self.demos)
+
+    @property
+    def num_demos(self) -> int:
+        return len(self.demos)
+
+    @property
+    def reward_range(self) -> tuple[float, float]:
+        (a_low, a_high), (d_low, d_high) = self.agent.reward_range, self.demos.reward_range
+        return min(a_low, d_low), max(a_high, d_high)
+
+    @property
+    def keep_step_next_obs(self) -> bool:
+        return self.agent.keep_step_next_obs
+
+    @keep_step_next_obs.setter
+    def keep_step_next_obs(self, value: bool) -> None:
+        self.agent.keep_step_next_obs = self.demos.keep_step_next_obs = value
+
+    def add(self, columns: dict[str, np.ndarray]) -> None:
+        """Adds the agent's one-step transitions (TransitionReplayBuffer.add); the demonstrations stay."""
+        self.agent.add(columns)
+
+    def sample_demos(
+        self, num_items: int, *, beta: float = 0.4, reward_hook: RewardHook | None = None
+    ) -> dict[str, np.ndarray]:
+        """`num_items` rows from the demonstrations only (DQfD's pre-training), as `sample` returns them."""
+        batch = self.demos.sample(num_items, beta=beta, reward_hook=reward_hook)
+        batch[INDEXES] = batch[INDEXES] + self._offset
+        batch[IS_DEMO] = np.ones(num_items, dtype=np.float32)
+        return batch
+
+    def sample(
+        self, num_items: int, *, beta: float = 0.4, reward_hook: RewardHook | None = None
+    ) -> dict[str, np.ndarray]:
+        """`num_items` n-step rows from both partitions (see the class), with IS_DEMO [B] (float32).
+
+        Returns:
+            TransitionReplayBuffer.sample's columns (WEIGHTS when prioritised) and IS_DEMO.
+        """
+        if len(self.agent) == 0:
+            return self.sample_demos(num_items, beta=beta, reward_hook=reward_hook)
+        if self.agent.prioritized:
+            return self._sample_prioritized(num_items, beta=beta, reward_hook=reward_hook)
+        # Row i is in minibatch i // b; the first k_j rows of minibatch j are demonstrations
+        # (a row's place inside its minibatch does not change the loss).
+        position, minibatch = np.arange(num_items) % self.minibatch_size, np.arange(num_items) // self.minibatch_size
+        sizes = np.bincount(minibatch, minlength=minibatch[-1] + 1) if num_items else np.zeros(0, np.int64)
+        wanted = self.demo_fraction * sizes
+        num_demo_rows = np.floor(wanted).astype(np.int64)
+        num_demo_rows += self._rng.random(len(sizes)) < wanted - num_demo_rows
+        is_demo = position < num_demo_rows[minibatch] if num_items else np.zeros(0, bool)
+        agent_slots = self._rng.integers(0, len(self.agent), size=int((~is_demo).sum()))
+        demo_slots = self._rng.integers(0, len(self.demos), size=int(is_demo.sum()))
+        return self._merge(is_demo, agent_slots, demo_slots, reward_hook=reward_hook)
+
+    def _sample_prioritized(self, num_items: int, *, beta: float, reward_hook: RewardHook | None):
+        agent_tree, demo_tree = self.agent._tree, self.demos._tree
+        agent_total, total = agent_tree.total, agent_tree.total + demo_tree.total
+        # Stratified over both partitions' mass, then shuffled (see TransitionReplayBuffer.sample).
+        bounds = (np.arange(num_items) + self._rng.random(num_items)) / num_items * total
+        bounds = bounds[self._rng.permutation(num_items)]
+        is_demo = bounds >= agent_total
+        agent_slots = _find(agent_tree, bounds[~is_demo], len(self.agent))
+        demo_slots = _find(demo_tree, bounds[is_demo] - agent_total, len(self.demos))
+        batch = self._merge(is_demo, agent_slots, demo_slots, reward_hook=reward_hook)
+        priorities = np.empty(num_items, dtype=np.float64)
+        priorities[~is_demo] = agent_tree.tree[agent_slots + agent_tree.size]
+        priorities[is_demo] = demo_tree.tree[demo_slots + demo_tree.size]
+        leaves = np.concatenate([
+            agent_tree.tree[agent_tree.size : agent_tree.size + len(self.agent)],
+            demo_tree.tree[demo_tree.size : demo_tree.size + len(self.demos)],
+        ])
+        min_priority = leaves[leaves > 0].min()
+        batch[WEIGHTS] = ((priorities / min_priority) ** (-beta)).astype(np.float32)
+        return batch
+
+    def _merge(self, is_demo: np.ndarray, agent_slots: np.ndarray, demo_slots: np.ndarray, *,
+               reward_hook: RewardHook | None) -> dict[str, np.ndarray]:
+        """The folded rows of both partitions, demonstrations where `is_demo`, with IS_DEMO and offset INDEXES."""
+        parts = []
+        if len(agent_slots):
+            parts.append((~is_demo, self.agent.fold(agent_slots, reward_hook=reward_hook)))
+        if len(demo_slots):
+            demo_batch = self.demos.fold(demo_slots, reward_hook=reward_hook)
+            demo_batch[INDEXES] = demo_batch[INDEXES] + self._offset
+            parts.append((is_demo, demo_batch))
+        if len(parts) == 2 and parts[0][1].keys() != parts[1][1].keys():
+            raise ValueError(
+                f"agent and demonstration rows have different columns: "
+                f"{sorted(parts[0][1].keys() ^ parts[1][1].keys())}"
+            )
+        batch = {}
+        for key in parts[0][1]:
+            first = parts[0][1][key]
+            dtype = np.result_type(*(part[key].dtype for _, part in parts))
+            column = np.empty((len(is_demo),) + first.shape[1:], dtype=dtype)
+            for rows, part in parts:
+                column[rows] = part[key]
+            batch[key] = column
+        batch[IS_DEMO] = is_demo.astype(np.float32)
+        return batch
+
+    def update_priorities(self, indexes: np.ndarray, td_errors: np.ndarray) -> None:
+        """Priority |td| + epsilon for the agent's rows, |td| + epsilon + priority_bonus for demonstrations."""
+        if not self.agent.prioritized:
+            return
+        indexes, td_errors = np.asarray(indexes), np.asarray(td_errors, dtype=np.float64)
+        demo = indexes >= self._offset
+        if (~demo).any():
+            self.agent.update_priorities(indexes[~demo], td_errors[~demo])
+        if demo.any():
+            priorities = np.abs(td_errors[demo]) + self.demos.epsilon + self.priority_bonus
+            self.demos._tree.set(indexes[demo] - self._offset, priorities**self.demos.alpha)
+
+
+def _find(tree: _SumTree, prefix: np.ndarray, size: int) -> np.ndarray:
+    """Leaves of `tree` at these prefix sums (none for an empty array), clipped to the stored `size`."""
+    if len(prefix) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.minimum(tree.find(prefix), size - 1)

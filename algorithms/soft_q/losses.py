@@ -247,3 +247,66 @@ def soft_q_bounds(
     lower = min(reward_min, reward_min * horizon)
     upper = max(reward_max, (reward_max + gamma * alpha * math.log(num_actions)) * horizon)
     return lower, upper
+
+
+# Learning from demonstrations (DQfD: Hester et al. 2018, "Deep Q-learning from
+# Demonstrations", section 3) ---------------------------------------------------------
+
+
+def large_margin_loss(*, q: torch.Tensor, expert_actions: torch.Tensor, margin: float) -> torch.Tensor:
+    """J_E = max_a [Q(s, a) + l(a_E, a)] - Q(s, a_E), with l(a_E, a) = margin for a != a_E, else 0.
+
+    DQfD's supervised loss (Hester et al. 2018, section 3): zero once the expert's
+    action beats every other action by at least `margin`, so the demonstrated
+    action's value is grounded and the others are pushed below it instead of
+    being left at whatever the TD loss, which never sees them, makes of them.
+
+    Args:
+        q: Q-values, [B, A].
+        expert_actions: the demonstrated actions a_E, [B] (int64).
+        margin: l for a != a_E (0.8 in the paper), >= 0.
+
+    Returns:
+        J_E per row, [B], >= 0.
+    """
+    taken = expert_actions.long().unsqueeze(-1)
+    margins = torch.full_like(q, float(margin)).scatter(-1, taken, 0.0)
+    return (q + margins).max(dim=-1).values - q.gather(-1, taken).squeeze(-1)
+
+
+def expert_nll_loss(*, q: torch.Tensor, expert_actions: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+    """-log pi(a_E|s) with pi = softmax(Q / alpha): the Boltzmann policy's negative log-likelihood of the expert.
+
+    The soft-Q counterpart of DQfD's margin loss: the policy soft Q-learning
+    acts with is softmax(Q / alpha), so maximising its likelihood of the
+    demonstrated action is behavioural cloning through the Q-values (the
+    margin's hinge becomes a smooth log-loss at the policy's own temperature).
+
+    Args:
+        q: Q-values, [B, A].
+        expert_actions: the demonstrated actions a_E, [B] (int64).
+        alpha: temperature, positive scalar; pass it detached, or the loss
+            would lower alpha to sharpen the policy instead of moving Q.
+
+    Returns:
+        -log pi(a_E|s) per row, [B], >= 0.
+    """
+    log_pi = boltzmann_log_probs(q=q, alpha=alpha)
+    return -log_pi.gather(-1, expert_actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def demo_supervised_loss(*, per_row: torch.Tensor, is_demo: torch.Tensor) -> torch.Tensor:
+    """sum_i is_demo_i * J_i / B: a supervised loss on the demonstration rows of a minibatch only.
+
+    Divided by the whole minibatch, as the TD loss is, so each demonstration
+    row weighs the same whatever share of the minibatch the demonstrations
+    take (DQfD adds lambda_2 * J_E to the TD loss of the same minibatch).
+
+    Args:
+        per_row: a loss per row, [B] (large_margin_loss or expert_nll_loss).
+        is_demo: 1.0 for rows from the demonstrations, 0.0 for the agent's own, [B].
+
+    Returns:
+        A scalar.
+    """
+    return (per_row * is_demo).sum() / per_row.shape[0]

@@ -11,6 +11,11 @@ ALPHA_LOSS = "alpha_loss"
 ALPHA = "alpha"
 ENTROPY = "policy_entropy"
 Q_MEAN = offpolicy.Q_MEAN
+# With demonstrations (DQfD): the supervised term as it enters the loss before
+# its coefficient (sum over the minibatch's demonstration rows / minibatch
+# size, first Q head), and the share of demonstration rows in the minibatch.
+DEMO_LOSS = "demo_loss"
+DEMO_FRACTION_SAMPLED = "demo_fraction_sampled"
 
 
 class SoftQLearner(offpolicy.TargetSyncLearner):

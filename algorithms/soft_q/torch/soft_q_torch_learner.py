@@ -17,6 +17,8 @@ from rlfrontier.algorithms.soft_q import losses
 from rlfrontier.algorithms.soft_q.soft_q_learner import (
     ALPHA,
     ALPHA_LOSS,
+    DEMO_FRACTION_SAMPLED,
+    DEMO_LOSS,
     ENTROPY,
     Q_MEAN,
     QF_LOSS,
@@ -83,6 +85,21 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
             metrics[QF_TWIN_LOSS] = twin_loss
             td_error = losses.twin_priority_td_error(td_error=td_error, td_error_twin=twin_td)
 
+        is_demo = batch.get(replay.IS_DEMO)
+        if is_demo is not None:
+            heads = [q] + ([fwd_out[Q_VALUES_TWIN]] if Q_VALUES_TWIN in fwd_out else [])
+            head_losses = [
+                losses.demo_supervised_loss(
+                    per_row=_demo_per_row(config, q=head, expert_actions=batch[Columns.ACTIONS], alpha=alpha),
+                    is_demo=is_demo,
+                )
+                for head in heads
+            ]
+            # Every head learns the expert's preference, as every head gets the TD loss.
+            total = total + config.demo_loss_coeff * sum(head_losses)
+            metrics[DEMO_LOSS] = head_losses[0]
+            metrics[DEMO_FRACTION_SAMPLED] = is_demo.mean()
+
         entropy = losses.policy_entropy(q=q.detach(), alpha=alpha)
         metrics |= {
             QF_LOSS: qf_loss,
@@ -105,6 +122,13 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
         if config.prioritized_replay:
             offpolicy.log_priority_inputs(self, module_id, td_error, batch[replay.INDEXES])
         return total
+
+
+def _demo_per_row(config, *, q: torch.Tensor, expert_actions: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The configured supervised loss per row, [B] (config.demo_loss; alpha comes detached)."""
+    if config.demo_loss == "nll":
+        return losses.expert_nll_loss(q=q, expert_actions=expert_actions, alpha=alpha)
+    return losses.large_margin_loss(q=q, expert_actions=expert_actions, margin=config.demo_margin)
 
 
 def _target_q_values(module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
