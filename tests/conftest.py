@@ -1,4 +1,5 @@
-"""Shared fixtures: run the real CLI, start a real MLflow server."""
+"""Shared fixtures: the real CLI (in this process on one shared local Ray, or as a whole process), a real
+`mlflow server`, a real `ray start --head`."""
 
 from __future__ import annotations
 
@@ -24,14 +25,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Runs `rlfrontier ARGS` in `cwd`; returns the finished process (text output)."""
+def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None,
+            starts_ray: bool = True) -> subprocess.CompletedProcess:
+    """Runs `rlfrontier ARGS` in `cwd` as a process; returns it finished (text output).
+
+    A command that starts Ray (`starts_ray`) first stops this process's shared
+    one: one Ray at a time.
+    """
+    if starts_ray:
+        stop_shared_ray()
     full_env = {**os.environ, **(env or {})}
     full_env.pop("RAY_ADDRESS", None)
     full_env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
         [RLFRONTIER, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def cli(*args: str, cwd: Path, ray: bool = True) -> subprocess.CompletedProcess:
+    """Runs `rlfrontier ARGS` in this process, in `cwd`, on the shared local Ray (`shared_ray`; with
+    `ray` False, none is started first: bad input must be refused before Ray starts).
+
+    What a run checks is the CLI's own: its exit code and what it prints. It
+    saves the interpreter's start (~6 s of imports) and Ray's (~5 s) that
+    `run_cli` pays; `run_cli` stays for what only a process shows (its whole
+    stderr, being killed, a cluster's job). RAY_ADDRESS and MLFLOW_TRACKING_URI
+    are unset, as for `run_cli`.
+    """
+    import contextlib
+    import io
+
+    from rlfrontier import cli as rlfrontier_cli
+
+    if ray:
+        shared_ray()
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.pop(k) for k in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI") if k in os.environ}
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = rlfrontier_cli.main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.chdir(here)
+        os.environ.update(saved)
+        release_if_held()
+    return subprocess.CompletedProcess(["rlfrontier", *args], code, out.getvalue(), err.getvalue())
 
 
 def last_json(stdout: str) -> dict:
@@ -172,6 +214,7 @@ class RayHead:
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
+    stop_shared_ray()
     head = RayHead(tmp_path_factory.mktemp("ray_head"))
     try:
         head.start()
@@ -180,14 +223,58 @@ def ray_head(tmp_path_factory):
         head.stop()
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """Ray in this process (2 CPUs), for tests of the Python API; one module at a time."""
+# Logical CPUs on this 2-core machine: what `rlfrontier train` itself starts for its largest default
+# trial (PPO's driver and two EnvRunners ask for 3; the CLI oversubscribes a local Ray to fit one trial).
+RAY_CPUS = 3
+
+
+def shared_ray() -> None:
+    """One local Ray in this process, started once and shared by the tests that run here.
+
+    Each new Ray costs ~5-10 s here; tests that start another Ray (a head, a
+    CLI subprocess that trains) stop this one first (`stop_shared_ray`), so
+    only one runs at a time.
+    """
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=RAY_CPUS, include_dashboard=False, log_to_driver=False)
+
+
+def stop_shared_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def release_if_held(*, wait_s: float = 10.0) -> None:
+    """After a test: a Ray whose CPUs are still held (an actor a failed test never stopped) is stopped,
+    so the next test does not wait for them."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    deadline = time.monotonic() + wait_s
+    while ray.available_resources().get("CPU", 0) < RAY_CPUS - 1e-6:
+        if time.monotonic() > deadline:
+            ray.shutdown()
+            return
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """Ray in this process, for tests of the Python API: the shared one (`shared_ray`)."""
+    shared_ray()
     yield
-    ray.shutdown()
+    release_if_held()
+
+
+@pytest.fixture
+def no_local_ray():
+    """For a test that starts its own Ray (a CLI subprocess that trains, `ray start`): the shared one stops."""
+    stop_shared_ray()
 
 
 def learner_weights(algo) -> list[dict]:

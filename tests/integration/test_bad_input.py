@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import free_port, run_cli
+from tests.conftest import cli, free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +52,21 @@ CASES = {
 }
 
 
+# Whole processes, for what only a process shows: nothing else on its stderr (library warnings at
+# import, Ray's start-up lines). The other cases run the CLI in this process (tests.conftest.cli):
+# each process start costs ~6 s of imports.
+IN_A_PROCESS = {"unknown algorithm", "unknown env", "unreachable tracking server", "unknown command flag"}
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_exits_2_with_one_line(case, tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     args, needle = CASES[case](tmp_path)
-    proc = run_cli(*args, cwd=cwd, timeout=120)
+    if case in IN_A_PROCESS:
+        proc = run_cli(*args, cwd=cwd, timeout=120, starts_ray=False)
+    else:
+        proc = cli(*args, cwd=cwd, ray=False)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
@@ -90,7 +99,7 @@ def test_bad_tune_file_exits_2_naming_file_key_and_value(case, tmp_path):
     search.write_text(text)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    proc = run_cli("tune", str(search), cwd=cwd, timeout=120)
+    proc = cli("tune", str(search), cwd=cwd, ray=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and str(search) in lines[0] and needle in lines[0], proc.stderr
@@ -100,7 +109,8 @@ def test_bad_tune_file_exits_2_naming_file_key_and_value(case, tmp_path):
 def test_tune_with_an_unreachable_cluster_exits_2(tmp_path):
     search = tmp_path / "search.yaml"
     search.write_text(TUNE_GOOD)
-    proc = run_cli("tune", str(search), "--address", f"127.0.0.1:{free_port()}", cwd=tmp_path, timeout=120)
+    proc = run_cli("tune", str(search), "--address", f"127.0.0.1:{free_port()}", cwd=tmp_path, timeout=120,
+                   starts_ray=False)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "unreachable" in lines[0] and "127.0.0.1" in lines[0]

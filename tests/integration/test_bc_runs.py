@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json
 
 pytestmark = pytest.mark.integration
 
@@ -23,11 +23,11 @@ ITERATIONS = 10
 def cloned(tmp_path_factory):
     """(folder, the JSON line of a bc run on 20 expert episodes)."""
     cwd = tmp_path_factory.mktemp("bc")
-    proc = run_cli("demos", "record", "--scripted", "cartpole", "--env", "CartPole-v1", "--episodes", "20",
-                   "--out", str(cwd / "demos"), cwd=cwd, timeout=120)
+    proc = cli("demos", "record", "--scripted", "cartpole", "--env", "CartPole-v1", "--episodes", "20",
+                   "--out", str(cwd / "demos"), cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = run_cli("train", "bc", "--env", "CartPole-v1", "--demos", str(cwd / "demos"), "--stop-iters",
-                   str(ITERATIONS), "--eval-interval", "5", "--seed", "0", "--json", cwd=cwd, timeout=300)
+    proc = cli("train", "bc", "--env", "CartPole-v1", "--demos", str(cwd / "demos"), "--stop-iters",
+                   str(ITERATIONS), "--eval-interval", "5", "--seed", "0", "--json", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, last_json(proc.stdout)
 
@@ -44,9 +44,9 @@ def test_the_clone_plays_as_the_expert_without_an_env_step_of_training(cloned):
 def test_soft_q_restored_from_the_clone_starts_far_above_a_fresh_one(cloned):
     cwd, summary = cloned
     first = ["--env", "CartPole-v1", "--stop-iters", "1", "--eval-interval", "1", "--seed", "0", "--json"]
-    restored = run_cli("train", "soft_q", "--restore", summary["checkpoint"], *first, cwd=cwd, timeout=300)
+    restored = cli("train", "soft_q", "--restore", summary["checkpoint"], *first, cwd=cwd)
     assert restored.returncode == 0, restored.stderr[-3000:]
-    fresh = run_cli("train", "soft_q", *first, cwd=cwd, timeout=300)
+    fresh = cli("train", "soft_q", *first, cwd=cwd)
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     restored_eval, fresh_eval = (last_json(p.stdout)["eval_return_mean"] for p in (restored, fresh))
     assert restored_eval >= 475 and restored_eval >= fresh_eval + 300, (restored_eval, fresh_eval)
@@ -54,8 +54,8 @@ def test_soft_q_restored_from_the_clone_starts_far_above_a_fresh_one(cloned):
 
 def test_ppo_cannot_take_a_clone_of_soft_qs_module_and_says_whose_it_is(cloned, tmp_path):
     _, summary = cloned
-    proc = run_cli("train", "ppo", "--env", "CartPole-v1", "--restore", summary["checkpoint"], "--stop-iters", "1",
-                   cwd=tmp_path, timeout=120)
+    proc = cli("train", "ppo", "--env", "CartPole-v1", "--restore", summary["checkpoint"], "--stop-iters", "1",
+                   cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr

@@ -15,7 +15,7 @@ import pytest
 
 from rlfrontier import bonuses, rnd
 from rlfrontier.rewards import REWARD_EXTRINSIC_MEAN, REWARD_TRANSFORMED_MEAN
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def history(client, run_id: str, key: str) -> dict[int, float]:
 
 @pytest.mark.parametrize("algo, bonus", sorted(RUNS))
 def test_the_bonus_reaches_the_learner_and_is_logged(algo, bonus, tmp_path):
-    proc = run_cli("train", algo, "--seed", "2", "--eval-interval", "0", "--stop-iters", "3",
+    proc = cli("train", algo, "--seed", "2", "--eval-interval", "0", "--stop-iters", "3",
                    "--set", "num_steps_sampled_before_learning_starts=200", "--bonus", bonus, *RUNS[algo, bonus],
                    "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rlfrontier import demos
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json, run_cli, shared_ray
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ RECORD = ["demos", "record", "--scripted", "cartpole", "--env", "CartPole-v1", "
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> tuple[Path, dict, str]:
     cwd = tmp_path_factory.mktemp("record")
-    proc = run_cli(*RECORD, "--out", "out/demos", "--seed", "4", "--json", cwd=cwd, timeout=120)
+    proc = run_cli(*RECORD, "--out", "out/demos", "--seed", "4", "--json", cwd=cwd, timeout=120, starts_ray=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return cwd / "out" / "demos", last_json(proc.stdout), proc.stdout
 
@@ -31,25 +31,21 @@ def test_record_then_show(recorded):
            f"{folder.resolve()}" in stdout
     assert (manifest["episodes"], manifest["transitions"], manifest["seed"]) == (3, 1500, 4)
     assert manifest["path"] == str(folder.resolve())
-    shown = run_cli("demos", "show", str(folder), "--json", cwd=folder.parent, timeout=120)
+    shown = cli("demos", "show", str(folder), "--json", cwd=folder.parent, ray=False)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert last_json(shown.stdout) == manifest
-    table = run_cli("demos", "show", str(folder), cwd=folder.parent, timeout=120)
+    table = cli("demos", "show", str(folder), cwd=folder.parent, ray=False)
     assert table.returncode == 0 and "scripted:cartpole" in table.stdout and "500 ± 0" in table.stdout
 
 
 def test_ray_data_reads_the_folder(recorded):
     """The storage contract (DESIGN.md, Demonstrations): Ray Data reads the folder as it is.
-    Costs ~12-14 s here, mostly Ray's start and Ray Data's first tasks."""
-    import ray
+    On the shared local Ray: Ray Data's first tasks take a few seconds here."""
     import ray.data
 
     folder, manifest, _ = recorded
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        rows = ray.data.read_parquet(str(folder)).take_all()  # manifest.json is not read
-    finally:
-        ray.shutdown()
+    shared_ray()
+    rows = ray.data.read_parquet(str(folder)).take_all()  # manifest.json is not read
     assert len(rows) == manifest["transitions"] and set(rows[0]) == set(demos.COLUMNS)
     first = min(rows, key=lambda r: (r["episode"], r["t"]))
     obs, _ = gym.make("CartPole-v1").reset(seed=4)
@@ -63,7 +59,8 @@ def _one_line_exit_2(proc, needle: str) -> None:
 
 
 # The other bad inputs (no source, --episodes 0, a missing checkpoint, re-recording without --overwrite)
-# are unit-tested on rlfrontier.demos: each CLI start here costs ~6 s of imports.
+# are unit-tested on rlfrontier.demos. These run the CLI in this process (tests.conftest.cli), the
+# recording above in a whole one.
 BAD = {
     "unknown scripted expert": (["demos", "record", "--scripted", "nope", "--env", "CartPole-v1", "--episodes", "2",
                                  "--out", "d"], "--scripted 'nope' is not a scripted expert"),
@@ -76,7 +73,7 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_exits_2_with_one_line(case, tmp_path):
     args, needle = BAD[case]
-    proc = run_cli(*args, cwd=tmp_path, timeout=120)
+    proc = cli(*args, cwd=tmp_path, ray=False)
     _one_line_exit_2(proc, needle)
     assert list(tmp_path.iterdir()) == [], "bad input must not write anything"
 
@@ -85,7 +82,7 @@ def test_train_with_demos_refuses_an_algorithm_that_takes_none_before_ray_starts
     folder = recorded[0]
     started = time.monotonic()
     proc = run_cli("train", "boot_dqn", "--env", "CartPole-v1", "--demos", str(folder), "--stop-iters", "1",
-                   cwd=tmp_path, timeout=120)
+                   cwd=tmp_path, timeout=120, starts_ray=False)
     wall = time.monotonic() - started
     _one_line_exit_2(proc, f"--demos {folder}: boot_dqn does not learn from demonstrations")
     assert list(tmp_path.iterdir()) == [], "no Ray session, MLflow store or Tune folder"
@@ -96,8 +93,8 @@ def test_train_with_demos_refuses_an_algorithm_that_takes_none_before_ray_starts
 def checkpoint(tmp_path_factory) -> Path:
     """An untrained soft_q policy on CartPole (one short iteration): its episodes end by termination."""
     cwd = tmp_path_factory.mktemp("soft_q")
-    proc = run_cli("train", "soft_q", "--env", "CartPole-v1", "--seed", "1", "--stop-iters", "1",
-                   "--eval-interval", "0", "--quiet", "--json", cwd=cwd)
+    proc = cli("train", "soft_q", "--env", "CartPole-v1", "--seed", "1", "--stop-iters", "1",
+               "--eval-interval", "0", "--quiet", "--json", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return Path(last_json(proc.stdout)["checkpoint"])
 
@@ -105,8 +102,8 @@ def checkpoint(tmp_path_factory) -> Path:
 def test_record_from_a_checkpoint_is_reproducible_and_replays(checkpoint, tmp_path):
     outs = []
     for name in ("a", "b"):
-        proc = run_cli("demos", "record", str(checkpoint), "--env", "CartPole-v1", "--episodes", "3", "--seed", "5",
-                       "--out", name, "--json", cwd=tmp_path, timeout=300)
+        proc = cli("demos", "record", str(checkpoint), "--env", "CartPole-v1", "--episodes", "3", "--seed", "5",
+                   "--out", name, "--json", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         outs.append(last_json(proc.stdout))
     assert outs[0]["source"] == str(checkpoint) and outs[0]["algo"] == "soft_q" and not outs[0]["explore"]
@@ -127,7 +124,7 @@ def test_record_from_a_checkpoint_is_reproducible_and_replays(checkpoint, tmp_pa
 
 
 def test_record_from_a_checkpoint_on_another_env_config_is_refused(checkpoint, tmp_path):
-    proc = run_cli("demos", "record", str(checkpoint), "--env", "CartPole-v1", "--env-config",
-                   "max_episode_steps=20", "--episodes", "1", "--out", "d", cwd=tmp_path, timeout=300)
+    proc = cli("demos", "record", str(checkpoint), "--env", "CartPole-v1", "--env-config",
+               "max_episode_steps=20", "--episodes", "1", "--out", "d", cwd=tmp_path)
     _one_line_exit_2(proc, "--env-config {'max_episode_steps': 20}: a checkpoint's policy runs on CartPole-v1")
     assert list(tmp_path.iterdir()) == []

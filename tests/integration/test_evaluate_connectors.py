@@ -17,7 +17,7 @@ import torch
 from rlfrontier import evaluation, seeding
 from rlfrontier import trainable as T
 from rlfrontier.algorithms.boot_dqn.connectors import BOOTSTRAP_HEAD
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ SEED = 2
 def checkpoint(tmp_path_factory) -> Path:
     """A boot_dqn checkpoint on DeepSea-6 after one short iteration (untrained heads differ most)."""
     cwd = tmp_path_factory.mktemp("boot_dqn")
-    proc = run_cli(
+    proc = cli(
         "train", "boot_dqn", "--env", "rlfrontier/DeepSea-v0", "--env-config", "size=6", "--seed", str(SEED),
         "--stop-iters", "1", "--eval-interval", "0", "--set", "num_heads=4",
         "--set", "num_steps_sampled_before_learning_starts=100", "--set", "min_sample_timesteps_per_iteration=200",
@@ -59,12 +59,12 @@ def test_evaluate_explore_keeps_one_head_per_episode(checkpoint):
 
 
 def test_evaluate_cli_explore_and_greedy_through_the_connectors(checkpoint, tmp_path):
-    explore = run_cli("evaluate", str(checkpoint), "--episodes", "4", "--explore", "--json", cwd=tmp_path)
+    explore = cli("evaluate", str(checkpoint), "--episodes", "4", "--explore", "--json", cwd=tmp_path)
     assert explore.returncode == 0, explore.stderr[-2000:]
     out = last_json(explore.stdout)
     assert out["explore"] and out["algo"] == "boot_dqn" and len(out["returns"]) == 4
     assert out["episode_len_mean"] == 6.0
-    greedy = [last_json(run_cli("evaluate", str(checkpoint), "--episodes", "3", "--json", cwd=tmp_path).stdout)
+    greedy = [last_json(cli("evaluate", str(checkpoint), "--episodes", "3", "--json", cwd=tmp_path).stdout)
               for _ in range(2)]
     assert greedy[0]["returns"] == greedy[1]["returns"] and not greedy[0]["explore"]
 
@@ -83,7 +83,7 @@ def test_a_folder_that_is_not_a_checkpoint_exits_2_with_one_line(checkpoint, tmp
     fake = tmp_path / "fake"
     fake.mkdir()
     (fake / T.META_FILE).write_text((checkpoint / T.META_FILE).read_text())
-    proc = run_cli("evaluate", str(fake), "--json", cwd=tmp_path)
+    proc = cli("evaluate", str(fake), "--json", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "RLModule" in lines[0]

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import RLFRONTIER, last_json
+from tests.conftest import RLFRONTIER, last_json, stop_shared_ray
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +28,7 @@ def _env_runner_processes(root_pid: int) -> list[psutil.Process]:
 
 def test_killed_env_runner_is_restarted_and_the_run_reaches_its_budget(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    stop_shared_ray()  # the run's process starts its own
     proc = subprocess.Popen(
         [RLFRONTIER, "train", "soft_q", "--env", "CartPole-v1", "--seed", "0", "--stop-timesteps", "4000",
          "--num-env-runners", "1", "--eval-interval", "0", "--json"],

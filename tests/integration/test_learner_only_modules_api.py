@@ -21,7 +21,7 @@ from rlfrontier import trainable as T
 from rlfrontier.algorithms.boot_dqn import BootDQNConfig
 from rlfrontier.algorithms.soft_q import SoftQConfig
 from rlfrontier.envs import register_with_ray
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json
 
 pytestmark = pytest.mark.integration
 
@@ -186,5 +186,5 @@ def test_checkpoint_restores_the_learner_only_module_and_evaluate_builds_the_pol
                 np.testing.assert_array_equal(value, policy[key])
     finally:
         runner.stop()
-    out = last_json(run_cli("evaluate", str(checkpoint), "--episodes", "2", "--json", cwd=tmp_path).stdout)
+    out = last_json(cli("evaluate", str(checkpoint), "--episodes", "2", "--json", cwd=tmp_path).stdout)
     assert out["episodes"] == 2 and out["return_mean"] > 0

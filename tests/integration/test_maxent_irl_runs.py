@@ -8,7 +8,7 @@ import pytest
 
 from rlfrontier import envs, tabular
 from rlfrontier.algorithms.maxent_irl import MaxEntIRLConfig
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json
 
 GRID = "rlfrontier/GridWorld-v0"
 SMALL = {"size": 4, "block": 2}
@@ -65,7 +65,7 @@ def test_the_feature_gap_falls_with_updates(algo):
 
 
 def test_train_reports_the_reward_measures_in_the_json_line_and_mlflow_and_evaluate_acts(tmp_path):
-    proc = run_cli("train", "maxent_irl", "--env", GRID, "--env-config", "size=4", "--stop-iters", "20",
+    proc = cli("train", "maxent_irl", "--env", GRID, "--env-config", "size=4", "--stop-iters", "20",
                    "--eval-interval", "10", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)
@@ -80,7 +80,7 @@ def test_train_reports_the_reward_measures_in_the_json_line_and_mlflow_and_evalu
     # The checkpoint's policy (its tables) plays the world. On this 4 x 4 world the optimal policy's
     # value is 5.67 and a uniform (or always-stay) policy's 2.0; returns lie in [0, 8], so the mean of
     # 100 episodes has a standard error <= 0.4: 3.8 is > 4 of them from either.
-    proc = run_cli("evaluate", summary["checkpoint"], "--episodes", "100", "--json", cwd=tmp_path)
+    proc = cli("evaluate", summary["checkpoint"], "--episodes", "100", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluated = last_json(proc.stdout)
     assert evaluated["episodes"] == 100 and evaluated["episode_len_mean"] == 8  # the horizon, 2 x size
@@ -96,7 +96,7 @@ def test_train_reports_the_reward_measures_in_the_json_line_and_mlflow_and_evalu
     ],
 )
 def test_bad_input_exits_2_naming_it(args, named, tmp_path):
-    proc = run_cli("train", "maxent_irl", *args, "--stop-iters", "2", cwd=tmp_path, timeout=120)
+    proc = cli("train", "maxent_irl", *args, "--stop-iters", "2", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and named in lines[0], proc.stderr

@@ -15,7 +15,7 @@ import pytest
 
 from rlfrontier import bonuses, ppo_bonus, rnd
 from rlfrontier.rewards import REWARD_EXTRINSIC_MEAN, REWARD_TRANSFORMED_MEAN
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json
 from tests.integration.test_bonus_runs import history
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ RUNS = {
 
 @pytest.mark.parametrize("bonus", sorted(RUNS))
 def test_the_bonus_reaches_ppo_and_is_logged(bonus, tmp_path):
-    proc = run_cli("train", "ppo", "--env", "CartPole-v1", "--seed", "3", "--eval-interval", "0", "--stop-iters", "2",
+    proc = cli("train", "ppo", "--env", "CartPole-v1", "--seed", "3", "--eval-interval", "0", "--stop-iters", "2",
                    *SMALL, "--bonus", bonus, *RUNS[bonus], "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)
@@ -63,7 +63,7 @@ def test_the_bonus_reaches_ppo_and_is_logged(bonus, tmp_path):
 
 
 def test_a_bad_rnd_setting_exits_2_naming_it(tmp_path):
-    proc = run_cli("train", "ppo", "--env", "CartPole-v1", "--bonus", "rnd", "--bonus-config", "int_coef=1",
+    proc = cli("train", "ppo", "--env", "CartPole-v1", "--bonus", "rnd", "--bonus-config", "int_coef=1",
                    "--stop-iters", "1", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

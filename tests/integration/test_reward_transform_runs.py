@@ -13,7 +13,7 @@ import mlflow
 import pytest
 
 from rlfrontier.rewards import REWARD_EXTRINSIC_MEAN, REWARD_TRANSFORMED_MEAN
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json
 
 SCALE, SHIFT = 3.0, 0.5
 TRANSFORM = ["--set", f"reward_transform={{type: affine, scale: {SCALE}, shift: {SHIFT}}}"]
@@ -27,7 +27,7 @@ RUNS = {
 
 @pytest.mark.parametrize("algo", sorted(RUNS))
 def test_the_logged_rewards_differ_as_the_transform_says(algo, tmp_path):
-    proc = run_cli("train", algo, *DEEP_SEA, "--seed", "3", "--eval-interval", "0", *RUNS[algo], *TRANSFORM,
+    proc = cli("train", algo, *DEEP_SEA, "--seed", "3", "--eval-interval", "0", *RUNS[algo], *TRANSFORM,
                    "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json
 
 pytestmark = pytest.mark.integration
 
@@ -17,17 +17,16 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("soft_q_demos")
-    proc = run_cli("demos", "record", "--scripted", "cartpole", "--env", "CartPole-v1", "--episodes", "20",
-                   "--out", str(cwd / "demos"), cwd=cwd, timeout=120)
+    proc = cli("demos", "record", "--scripted", "cartpole", "--env", "CartPole-v1", "--episodes", "20",
+                   "--out", str(cwd / "demos"), cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd
 
 
 @pytest.fixture(scope="module")
 def trained(recorded):
-    proc = run_cli("train", "soft_q", "--env", "CartPole-v1", "--demos", str(recorded / "demos"), "--stop-iters",
-                   "2", "--eval-interval", "1", "--eval-episodes", "5", "--seed", "0", "--json", cwd=recorded,
-                   timeout=300)
+    proc = cli("train", "soft_q", "--env", "CartPole-v1", "--demos", str(recorded / "demos"), "--stop-iters",
+                   "2", "--eval-interval", "1", "--eval-episodes", "5", "--seed", "0", "--json", cwd=recorded)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return last_json(proc.stdout)
 
@@ -59,9 +58,9 @@ def test_demos_are_in_the_tracked_run(trained, recorded):
 def test_restore_reads_the_demos_again_and_continues(trained, recorded):
     """The replay buffer is in no checkpoint: a restored run rebuilds its demonstrations partition from
     config.demos (and does not pre-train again: env steps were already sampled)."""
-    proc = run_cli("train", "soft_q", "--env", "CartPole-v1", "--demos", str(recorded / "demos"), "--restore",
+    proc = cli("train", "soft_q", "--env", "CartPole-v1", "--demos", str(recorded / "demos"), "--restore",
                    trained["checkpoint"], "--stop-iters", "3", "--eval-interval", "0", "--seed", "0", "--json",
-                   cwd=recorded, timeout=300)
+                   cwd=recorded)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)
     assert summary["iterations"] == 3 and summary["env_steps"] > trained["env_steps"]
@@ -69,13 +68,13 @@ def test_restore_reads_the_demos_again_and_continues(trained, recorded):
 
 
 def test_demos_recorded_on_another_env_exit_2(recorded, tmp_path):
-    proc = run_cli("demos", "record", "--scripted", "cartpole", "--env", "CartPole-v0", "--episodes", "2",
-                   "--out", str(tmp_path / "v0"), cwd=tmp_path, timeout=120)
+    proc = cli("demos", "record", "--scripted", "cartpole", "--env", "CartPole-v0", "--episodes", "2",
+                   "--out", str(tmp_path / "v0"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    proc = run_cli("train", "soft_q", "--env", "CartPole-v1", "--demos", str(tmp_path / "v0"), "--stop-iters", "1",
-                   cwd=run_dir, timeout=120)
+    proc = cli("train", "soft_q", "--env", "CartPole-v1", "--demos", str(tmp_path / "v0"), "--stop-iters", "1",
+                   cwd=run_dir)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"--demos {tmp_path / 'v0'}: recorded on CartPole-v0, not CartPole-v1" in proc.stderr
     assert list(run_dir.iterdir()) == [], "refused before Ray starts: nothing written"

@@ -10,13 +10,13 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import RLFRONTIER, last_json, run_cli
+from tests.conftest import RLFRONTIER, cli, last_json, stop_shared_ray
 
 pytestmark = pytest.mark.integration
 
 
 def test_run_on_a_tracking_server_holds_metrics_and_checkpoint(mlflow_server, tmp_path):
-    proc = run_cli(
+    proc = cli(
         # One iteration: what is tracked, not what is learnt.
         "train", "soft_q", "--env", "CartPole-v1", "--seed", "0", "--stop-timesteps", "1000",
         "--tracking-uri", mlflow_server.uri, "--experiment", "server-test", "--json", cwd=tmp_path,
@@ -42,6 +42,7 @@ def test_run_on_a_tracking_server_holds_metrics_and_checkpoint(mlflow_server, tm
 
 def test_tracking_server_lost_mid_run_does_not_stop_training(mlflow_server, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    stop_shared_ray()  # the run's process starts its own
     proc = subprocess.Popen(
         [RLFRONTIER, "train", "soft_q", "--env", "CartPole-v1", "--seed", "0", "--stop-timesteps", "4000",
          "--tracking-uri", mlflow_server.uri, "--json"],
@@ -86,8 +87,8 @@ def test_a_run_that_fails_is_marked_failed(tmp_path):
     (bad / "algorithm_state.pkl").write_bytes(b"not a pickle")
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    proc = run_cli("train", "soft_q", "--env", "CartPole-v1", "--seed", "0", "--stop-timesteps", "2000",
-                   "--restore", str(bad), "--json", cwd=cwd)
+    proc = cli("train", "soft_q", "--env", "CartPole-v1", "--seed", "0", "--stop-timesteps", "2000",
+               "--restore", str(bad), "--json", cwd=cwd)
     assert proc.returncode == 1, proc.stderr[-3000:]
     summary = last_json(proc.stdout)
     assert summary["status"] == "FAILED"

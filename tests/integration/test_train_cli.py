@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import last_json, run_cli
+from tests.conftest import cli, last_json
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ SHORT = ["--stop-timesteps", "3000", "--eval-interval", "2", "--eval-episodes", 
 def trained(tmp_path_factory):
     """One short soft_q run in its own folder, default tracking (sqlite:///mlflow.db)."""
     cwd = tmp_path_factory.mktemp("train")
-    proc = run_cli("train", "soft_q", "--env", "CartPole-v1", "--seed", "3", *SHORT, "--json", cwd=cwd)
+    proc = cli("train", "soft_q", "--env", "CartPole-v1", "--seed", "3", *SHORT, "--json", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, last_json(proc.stdout), proc
 
@@ -47,7 +47,7 @@ def test_train_keeps_the_best_evaluated_checkpoint(trained):
     assert best == max(evaluations), "the best is one of the evaluations reported"
     meta = json.loads(Path(summary["best_checkpoint"], "rlfrontier.json").read_text())
     assert meta["eval_return_mean"] == best == meta["best_eval_return_mean"]
-    proc = run_cli("evaluate", summary["best_checkpoint"], "--episodes", "10", "--json", cwd=cwd)
+    proc = cli("evaluate", summary["best_checkpoint"], "--episodes", "10", "--json", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = last_json(proc.stdout)
     # Other start states than the run's own evaluation: the same policy, not the same episodes.
@@ -95,7 +95,7 @@ def test_default_tracking_store_holds_the_run(trained):
 
 def test_evaluate_is_deterministic_for_a_seed(trained):
     cwd, summary, _ = trained
-    proc = run_cli("evaluate", summary["checkpoint"], "--episodes", "5", "--json", cwd=cwd)
+    proc = cli("evaluate", summary["checkpoint"], "--episodes", "5", "--json", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = last_json(proc.stdout)
     assert out["episodes"] == 5 and len(out["returns"]) == 5
@@ -103,13 +103,13 @@ def test_evaluate_is_deterministic_for_a_seed(trained):
     # (That it matches the run's own final evaluation is checked on a trained
     # policy in tests/learning: after 3,000 steps returns vary too much by
     # start state to compare two sets of episodes.)
-    again = last_json(run_cli("evaluate", summary["checkpoint"], "--episodes", "5", "--json", cwd=cwd).stdout)
+    again = last_json(cli("evaluate", summary["checkpoint"], "--episodes", "5", "--json", cwd=cwd).stdout)
     assert again["returns"] == out["returns"], "same seed, same greedy policy: same returns"
 
 
 def test_restore_continues_the_run(trained):
     cwd, summary, _ = trained
-    proc = run_cli(
+    proc = cli(
         "train", "soft_q", "--env", "CartPole-v1", "--seed", "3", "--restore", summary["checkpoint"],
         "--stop-timesteps", "5000", "--eval-interval", "0", "--json", cwd=cwd,
     )
@@ -123,7 +123,7 @@ def test_restore_fine_tunes_on_another_env_with_the_same_spaces(trained):
     cwd, summary, _ = trained
     # No learning (warm-up longer than the run): the fine-tuned checkpoint must
     # hold exactly the restored weights, so its greedy returns match.
-    proc = run_cli(
+    proc = cli(
         "train", "soft_q", "--env", "CartPole-v0", "--seed", "4", "--restore", summary["checkpoint"],
         "--stop-iters", "1", "--eval-interval", "0",
         "--set", "num_steps_sampled_before_learning_starts=100000", "--json", cwd=cwd,
@@ -131,8 +131,8 @@ def test_restore_fine_tunes_on_another_env_with_the_same_spaces(trained):
     assert proc.returncode == 0, proc.stderr[-3000:]
     tuned = last_json(proc.stdout)
     assert tuned["env"] == "CartPole-v0" and tuned["env_steps"] < 2000
-    base = last_json(run_cli("evaluate", summary["checkpoint"], "--env", "CartPole-v0", "--episodes", "5", "--json", cwd=cwd).stdout)
-    new = last_json(run_cli("evaluate", tuned["checkpoint"], "--episodes", "5", "--json", cwd=cwd).stdout)
+    base = last_json(cli("evaluate", summary["checkpoint"], "--env", "CartPole-v0", "--episodes", "5", "--json", cwd=cwd).stdout)
+    new = last_json(cli("evaluate", tuned["checkpoint"], "--episodes", "5", "--json", cwd=cwd).stdout)
     assert new["env"] == "CartPole-v0"
     assert new["returns"] == base["returns"]
 
@@ -140,7 +140,7 @@ def test_restore_fine_tunes_on_another_env_with_the_same_spaces(trained):
 def test_rllib_baselines_train_by_name(tmp_path):
     # On a project env: DeepSea's all-zero terminal observation used to crash RLlib's
     # epsilon-greedy with its tuned (zero-bias) settings (rlfrontier.baselines).
-    proc = run_cli("train", "dqn", "--env", "rlfrontier/DeepSea-v0", "--env-config", "size=6", "--seed", "0",
+    proc = cli("train", "dqn", "--env", "rlfrontier/DeepSea-v0", "--env-config", "size=6", "--seed", "0",
                    "--stop-iters", "2", "--eval-interval", "0", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = last_json(proc.stdout)

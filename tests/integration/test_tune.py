@@ -13,7 +13,7 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import RLFRONTIER, last_json, run_cli
+from tests.conftest import RLFRONTIER, cli, last_json
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_two_trial_asha_search_from_tune_configs_registers_the_best(tmp_path):
     # The shipped search as it is, on a smaller budget (its own is 30,000 env
-    # steps a trial): ASHA's rungs, evaluation and registration are the same.
+    # steps a trial): ASHA's first rung (iteration 4), evaluation and registration are the same.
     shipped = yaml.safe_load((ROOT / "tune_configs" / "soft_q_cartpole.yaml").read_text())
     search = tmp_path / "soft_q_cartpole.yaml"
-    search.write_text(yaml.safe_dump({**shipped, "stop": {**shipped["stop"], "timesteps": 8000}}))
-    proc = run_cli("tune", str(search), "--num-samples", "2",
-                   "--register", "soft-q-cartpole", "--json", cwd=tmp_path, timeout=900)
+    search.write_text(yaml.safe_dump({**shipped, "stop": {**shipped["stop"], "timesteps": 4000}}))
+    proc = cli("tune", str(search), "--num-samples", "2", "--register", "soft-q-cartpole", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)
     assert summary["num_trials"] == 2 and summary["num_errored"] == 0
@@ -133,7 +132,7 @@ def test_killed_tune_driver_resumes_and_keeps_finished_trials(ray_head, tmp_path
 def test_resume_without_an_experiment_is_bad_input(tmp_path):
     search = tmp_path / "search.yaml"
     search.write_text(SEARCH)
-    proc = run_cli("tune", str(search), "--resume", cwd=tmp_path)
+    proc = cli("tune", str(search), "--resume", cwd=tmp_path, ray=False)
     assert proc.returncode == 2 and "--resume" in proc.stderr
 
 
@@ -148,7 +147,7 @@ search_space:
   target_update_interval: {randint: [50, 200]}
 num_samples: 2
 scheduler: {type: pbt, perturbation_interval: 1, quantile_fraction: 0.5, resample_probability: 0.01}
-stop: {timesteps: 6000}
+stop: {timesteps: 3000}
 evaluation: {interval: 0}
 max_concurrent_trials: 2
 """
@@ -157,7 +156,7 @@ max_concurrent_trials: 2
 def test_pbt_exploits_through_checkpoints_and_logs_mutations_as_metrics(tmp_path):
     search = tmp_path / "pbt.yaml"
     search.write_text(PBT_SEARCH)
-    proc = run_cli("tune", str(search), "--json", cwd=tmp_path, timeout=900)
+    proc = cli("tune", str(search), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)
     assert summary["num_trials"] == 2 and summary["num_errored"] == 0
@@ -190,7 +189,7 @@ def test_pbt_exploits_through_checkpoints_and_logs_mutations_as_metrics(tmp_path
         iterations = [json.loads(line)["iterations"] for line in result_file.read_text().splitlines()]
         assert iterations.count(1) == 1, iterations
         assert max(iterations) > clone_iteration
-    assert all(t["env_steps"] >= 6000 for t in summary["trials"])
+    assert all(t["env_steps"] >= 3000 for t in summary["trials"])
     # Each trial's final result tells Tune it is done, so no scheduler acts on
     # it (PBT once "exploited" into a trial whose function had returned).
     for result_file in experiment.glob("*/result.json"):
@@ -213,7 +212,7 @@ evaluation: {interval: 0}
 def test_a_dotted_key_searches_inside_a_mapping_and_seeds_can_be_searched(tmp_path):
     search = tmp_path / "nested.yaml"
     search.write_text(NESTED_SEARCH)
-    proc = run_cli("tune", str(search), "--json", "--quiet", cwd=tmp_path, timeout=900)
+    proc = cli("tune", str(search), "--json", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)
     assert summary["num_trials"] == 2 and summary["num_errored"] == 0
