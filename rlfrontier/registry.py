@@ -104,6 +104,28 @@ def _bc() -> AlgorithmConfig:
     return BCConfig()
 
 
+def _ppo_tuned(config):
+    """`config` (a PPOConfig) with the settings `_ppo()` tunes."""
+    tuned = _ppo()
+    return config.training(lr=tuned.lr, num_epochs=tuned.num_epochs, vf_loss_coeff=tuned.vf_loss_coeff)
+
+
+def _gail() -> AlgorithmConfig:
+    from rlfrontier.algorithms.adversarial import GAILConfig
+
+    return _ppo_tuned(GAILConfig())
+
+
+def _airl() -> AlgorithmConfig:
+    from rlfrontier.algorithms.adversarial import AIRLConfig
+
+    return _ppo_tuned(AIRLConfig())
+
+
+def _expert_return_ratio(algo: Any) -> dict[str, float]:
+    return algo.expert_return_ratio()
+
+
 def _dqn() -> AlgorithmConfig:
     from ray.rllib.algorithms.dqn import DQNConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -205,6 +227,28 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             _bc,
             ("bc_loss", "action_accuracy"),
             needs=(DEMONSTRATIONS,),
+        ),
+        AlgoSpec(
+            "gail",
+            "GAIL on RLlib's PPO: a discriminator of --demos against the policy, reward -log(1 - D(s, a))",
+            "rlfrontier",
+            ("Discrete", "Box"),
+            _gail,
+            ("imitation_reward_mean", *_REWARDS),
+            needs=(DEMONSTRATIONS,),
+            primary_metric=f"{EVALUATION_METRICS}/expert_return_ratio",
+            evaluation_hook=_expert_return_ratio,
+        ),
+        AlgoSpec(
+            "airl",
+            "AIRL on RLlib's PPO: f = g(s) + gamma h(s') - h(s) against --demos, reward f - log pi",
+            "rlfrontier",
+            ("Discrete", "Box"),
+            _airl,
+            ("imitation_reward_mean", *_REWARDS),
+            needs=(DEMONSTRATIONS,),
+            primary_metric=f"{EVALUATION_METRICS}/expert_return_ratio",
+            evaluation_hook=_expert_return_ratio,
         ),
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),
         AlgoSpec("sac", "RLlib SAC (baseline)", "rllib", ("Box", "Discrete"), _sac),

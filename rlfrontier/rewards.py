@@ -108,6 +108,20 @@ class Clip(RewardTransform):
 
 
 TRANSFORMS: dict[str, type[RewardTransform]] = {cls.kind: cls for cls in (Affine, Clip)}
+# Kinds whose module imports torch networks or this module: (module, class), imported on first use.
+LAZY_TRANSFORMS: dict[str, tuple[str, str]] = {
+    "airl": ("rlfrontier.algorithms.adversarial.learned_reward", "AIRLLearnedReward"),
+    "gail": ("rlfrontier.algorithms.adversarial.learned_reward", "GAILLearnedReward"),
+}
+
+
+def _transform_class(kind: Any) -> type[RewardTransform] | None:
+    if isinstance(kind, str) and kind not in TRANSFORMS and kind in LAZY_TRANSFORMS:
+        import importlib
+
+        module, name = LAZY_TRANSFORMS[kind]
+        TRANSFORMS[kind] = getattr(importlib.import_module(module), name)
+    return TRANSFORMS.get(kind) if isinstance(kind, str) else None
 
 
 def build(spec: Mapping[str, Any] | None) -> RewardTransform | None:
@@ -121,14 +135,16 @@ def build(spec: Mapping[str, Any] | None) -> RewardTransform | None:
         raise ValueError(f"reward_transform must be a mapping with a 'type', got {spec!r}")
     params = dict(spec)
     kind = params.pop("type", None)
-    if kind not in TRANSFORMS:
-        raise ValueError(f"reward_transform type {kind!r} is unknown: choose one of {', '.join(sorted(TRANSFORMS))}")
+    cls = _transform_class(kind)
+    if cls is None:
+        known = sorted({*TRANSFORMS, *LAZY_TRANSFORMS})
+        raise ValueError(f"reward_transform type {kind!r} is unknown: choose one of {', '.join(known)}")
     try:
-        return TRANSFORMS[kind](**params)
+        return cls(**params)
     except TypeError:
         import inspect
 
-        allowed = [p for p in inspect.signature(TRANSFORMS[kind].__init__).parameters if p != "self"]
+        allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
         unknown = sorted(set(params) - set(allowed))
         raise ValueError(
             f"reward_transform {kind} has no setting {', '.join(map(repr, unknown))}: it takes {', '.join(allowed)}"
