@@ -226,6 +226,21 @@ def two_value_heads(bonus: bonuses.Bonus | None) -> bool:
 
 
 # The driver's side --------------------------------------------------------------------------
+def sample_episodes(algorithm) -> list:
+    """PPO's sampling step (ray 2.60, new API stack): one train batch of episodes from the EnvRunners,
+    timed and their metrics aggregated as PPO.training_step does; [] when none came back."""
+    config = algorithm.config
+    with algorithm.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+        budget = ({"max_agent_steps": config.total_train_batch_size} if config.count_steps_by == "agent_steps"
+                  else {"max_env_steps": config.total_train_batch_size})
+        episodes, env_runner_results = synchronous_parallel_sample(
+            worker_set=algorithm.env_runner_group, sample_timeout_s=config.sample_timeout_s,
+            _uses_new_env_runners=True, _return_metrics=True, **budget)
+        if episodes:
+            algorithm.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+    return episodes
+
+
 def set_step_column(episode, key: str, values: np.ndarray) -> None:
     """Writes a per-step column into a SingleAgentEpisode chunk (its lookback filled with zeros)."""
     values = np.asarray(values, dtype=np.float32)
@@ -480,15 +495,9 @@ class PPOWithBonus(bonuses.BonusState, PPO):
         if self._episode_bonus is None:
             return super().training_step()
         config = self.config
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            budget = ({"max_agent_steps": config.total_train_batch_size} if config.count_steps_by == "agent_steps"
-                      else {"max_env_steps": config.total_train_batch_size})
-            episodes, env_runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group, sample_timeout_s=config.sample_timeout_s,
-                _uses_new_env_runners=True, _return_metrics=True, **budget)
-            if not episodes:
-                return
-            self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+        episodes = sample_episodes(self)
+        if not episodes:
+            return
 
         bonus = self._episode_bonus.bonus
         self._episode_bonus.annotate(episodes)

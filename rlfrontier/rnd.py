@@ -26,7 +26,7 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 
 from rlfrontier import replay
 from rlfrontier.modules import OwnOptimizersAPI
-from rlfrontier.torch_utils import register_fused_adam
+from rlfrontier.torch_utils import mlp, register_fused_adam
 
 MODULE_ID = "rnd"
 # fwd_out and metric keys.
@@ -34,15 +34,6 @@ RND_ERROR = "rnd_error"
 PREDICTOR_LOSS = "rnd_predictor_loss"
 # model_config defaults (the bonus settings of the same names set them).
 DEFAULTS = {"hidden_sizes": [64, 64], "embedding_dim": 32, "lr": 1e-3, "obs_clip": 5.0}
-
-
-def _mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.LeakyReLU())
-    return nn.Sequential(*layers)
 
 
 class RNDModule(TorchRLModule, SelfSupervisedLossAPI, OwnOptimizersAPI):
@@ -60,8 +51,8 @@ class RNDModule(TorchRLModule, SelfSupervisedLossAPI, OwnOptimizersAPI):
         hidden, emb = list(cfg["hidden_sizes"]), int(cfg["embedding_dim"])
         self.obs_clip = float(cfg["obs_clip"])
         self.lr = float(cfg["lr"])
-        self.target = _mlp([self.obs_dim, *hidden, emb])
-        self.predictor = _mlp([self.obs_dim, *hidden, hidden[-1] if hidden else emb, emb])
+        self.target = mlp([self.obs_dim, *hidden, emb], nn.LeakyReLU)
+        self.predictor = mlp([self.obs_dim, *hidden, hidden[-1] if hidden else emb, emb], nn.LeakyReLU)
         for p in self.target.parameters():
             p.requires_grad_(False)
         self.register_buffer("obs_mean", torch.zeros(self.obs_dim))

@@ -5,6 +5,16 @@ from __future__ import annotations
 import torch
 
 
+def mlp(sizes: list[int], activation: type[torch.nn.Module] = torch.nn.ReLU) -> torch.nn.Sequential:
+    """Linear layers of `sizes` with `activation` between them (none after the last)."""
+    layers: list[torch.nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return torch.nn.Sequential(*layers)
+
+
 def register_fused_adam(learner, module_id: str, name: str, params: list[torch.nn.Parameter], lr) -> None:
     """Registers a fused Adam for `params` (a float or an RLlib schedule as `lr`).
 

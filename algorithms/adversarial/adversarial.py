@@ -54,12 +54,10 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env import INPUT_ENV_SINGLE_SPACES
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import (
     ALL_MODULES,
     ENV_RUNNER_RESULTS,
-    ENV_RUNNER_SAMPLING_TIMER,
     EPISODE_RETURN_MEAN,
     EVALUATION_RESULTS,
     LEARNER_RESULTS,
@@ -72,7 +70,7 @@ from ray.rllib.utils.metrics import (
 
 from rlfrontier import replay, seeding
 from rlfrontier.algorithms.adversarial.torch import discriminator as disc
-from rlfrontier.ppo_bonus import set_step_column
+from rlfrontier.ppo_bonus import sample_episodes, set_step_column
 from rlfrontier.rewards import RewardTransformConnector, episode_columns
 from rlfrontier.validation import BadInput, check_choice, check_range
 
@@ -305,15 +303,9 @@ class Adversarial(PPO):
         """RLlib's PPO.training_step (ray 2.60, new API stack) with steps 2-3 of the module docstring
         between sampling and the policy's update."""
         config = self.config
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            budget = ({"max_agent_steps": config.total_train_batch_size} if config.count_steps_by == "agent_steps"
-                      else {"max_env_steps": config.total_train_batch_size})
-            episodes, env_runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group, sample_timeout_s=config.sample_timeout_s,
-                _uses_new_env_runners=True, _return_metrics=True, **budget)
-            if not episodes:
-                return
-            self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+        episodes = sample_episodes(self)
+        if not episodes:
+            return
 
         policy = policy_transitions(episodes)
         with self.metrics.log_time((TIMERS, DISCRIMINATOR_UPDATE_TIMER)):

@@ -225,9 +225,15 @@ def test_updated_demo_priorities_get_the_bonus_and_agent_ones_do_not():
 
 
 def test_uniform_buffer_ignores_priority_updates():
-    buffer = demo_buffer()
-    add_agent(buffer, 10)
-    buffer.update_priorities(np.array([1, 105]), np.array([1.0, 1.0]))  # no error, nothing to update
+    updated, untouched = demo_buffer(seed=3), demo_buffer(seed=3)
+    for buffer in (updated, untouched):
+        add_agent(buffer, 10)
+    updated.update_priorities(np.array([1, 105]), np.array([50.0, 50.0]))
+    # The same draws as a twin buffer that was never updated: priorities play no part.
+    a, b = updated.sample(32), untouched.sample(32)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
 def test_n_step_windows_do_not_cross_from_a_demo_episode_into_agent_data_or_the_next_demo_episode():

@@ -30,7 +30,7 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 
 from rlfrontier.algorithms.adversarial import losses
 from rlfrontier.modules import OwnOptimizersAPI
-from rlfrontier.torch_utils import register_fused_adam
+from rlfrontier.torch_utils import mlp, register_fused_adam
 
 MODULE_ID = "discriminator"
 
@@ -59,16 +59,6 @@ GAMMA = "gamma"
 STATE_ONLY = "state_only"
 NORMALIZE_OBS = "normalize_obs"
 DEFAULTS = {HIDDEN_SIZES: [32, 32], LR: 1e-3, GAMMA: 0.99, STATE_ONLY: True, NORMALIZE_OBS: True}
-
-
-def mlp(sizes: list[int]) -> nn.Sequential:
-    """Linear layers of `sizes` with ReLU between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 class RunningNorm(nn.Module):
