@@ -34,6 +34,22 @@ def register_envs() -> None:
     if f"{PREFIX}CartPoleFixedHorizon-v0" not in gym.registry:
         gym.register(id=f"{PREFIX}CartPoleFixedHorizon-v0",
                      entry_point="rlfrontier.envs.cartpole_fixed:CartPoleFixedHorizonEnv", max_episode_steps=None)
+    # Task distributions for meta-RL (issue 10, rlfrontier.envs.tasks). The point and bandit envs truncate
+    # themselves at their horizon (no TimeLimit); the randomised-dynamics ones keep gymnasium's limits.
+    if f"{PREFIX}PointNav-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}PointNav-v0", entry_point="rlfrontier.envs.point_nav:PointNavEnv",
+                     max_episode_steps=None)
+    if f"{PREFIX}SparsePointNav-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}SparsePointNav-v0", entry_point="rlfrontier.envs.point_nav:SparsePointNavEnv",
+                     max_episode_steps=None)
+    if f"{PREFIX}Bandit-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}Bandit-v0", entry_point="rlfrontier.envs.bandit:BanditEnv", max_episode_steps=None)
+    if f"{PREFIX}RandomCartPole-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}RandomCartPole-v0", entry_point="rlfrontier.envs.random_dynamics:RandomCartPoleEnv",
+                     max_episode_steps=500, reward_threshold=475.0)
+    if f"{PREFIX}RandomPendulum-v0" not in gym.registry:
+        gym.register(id=f"{PREFIX}RandomPendulum-v0",
+                     entry_point="rlfrontier.envs.random_dynamics:RandomPendulumEnv", max_episode_steps=200)
 
 
 def with_run_seed(env_id: str, env_config: dict[str, Any], seed: int | None) -> dict[str, Any]:

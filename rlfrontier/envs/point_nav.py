@@ -1,0 +1,154 @@
+"""A point on the plane that must find a hidden goal: MAML's 2-D navigation and PEARL's sparse point robot.
+
+The observation is the position only. The goal, the task, is hidden, so a
+policy can only do well on a new task by adapting to the rewards it gets:
+that is what makes these meta-RL tasks rather than goal-conditioned ones.
+
+PointNavEnv (rlfrontier/PointNav-v0), Finn et al. 2017 ("Model-Agnostic
+Meta-Learning", section 5.2): the point starts at the origin, goals are
+uniform in [-0.5, 0.5]^2, an action is a move clipped to [-0.1, 0.1] per
+axis, the reward is minus the distance to the goal after the move, and the
+episode is truncated after `horizon` = 100 steps (it never terminates).
+
+SparsePointNavEnv (rlfrontier/SparsePointNav-v0), after PEARL's sparse point
+robot (Rakelly et al. 2019, section 6.3; `SparsePointEnv` in oyster's
+rlkit/envs/point_robot.py, config sparse-point-robot.json). Goals lie on the
+unit half-circle, the reward is 1 within `goal_radius` = 0.2 of the goal
+(distance <= 0.2, as oyster's test) and 0 outside, the horizon is 20. What
+oyster does, exactly, and where this env differs:
+
+- oyster's `step` returns the DENSE reward (minus the distance) and puts the
+  sparse one in `info["sparse_reward"]`; its sparse reward is 1 - distance
+  inside the radius (the dense reward plus 1), not 1. Here `step` returns the
+  sparse reward, 1 inside, as issue 10 asks, and `info["dense_reward"]` holds
+  minus the distance, so oyster's is (1 + dense_reward) where dense_reward >= -0.2, else 0.
+- oyster trains the critic on the dense reward (`sample_sac`: "rewards are
+  always dense"), gives the context encoder the sparse one
+  (`sparse_rewards: 1`: `sample_context` unpacks `sparse_rewards`), and
+  reports evaluation returns in sparse reward.
+- oyster's goals are 100 fixed angles, `np.linspace(0, pi, 100)`, shuffled
+  with seed 1337, 80 for training and 20 held out; here an angle is drawn
+  uniform in [0, pi] per task (`sample_tasks`), so held-out tasks come
+  from a different seed.
+- oyster adds the action to the position unclipped (its action space is
+  Box(-0.1, 0.1) but `step` does not enforce it); here it is clipped, as in
+  PointNav. Both start at the origin and never terminate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rlfrontier.envs.tasks import (
+    Task,
+    TaskEnv,
+    check_finite,
+    check_flag,
+    check_positive_int,
+    check_sample_args,
+    check_task_keys,
+    check_vector,
+)
+
+MAX_STEP = 0.1
+GOAL_HALF_WIDTH = 0.5
+SPARSE_GOAL_RADIUS = 0.2
+TASK_KEYS = ("goal",)
+
+
+class PointNavEnv(TaskEnv, gym.Env):
+    """MAML's 2-D navigation (module docstring): reward minus the distance to a hidden goal.
+
+    Args:
+        horizon: steps per episode, then truncation.
+        resample_on_reset: draw a fresh goal at every reset from `np_random`.
+
+    Task: {"goal": [x, y]}; until one is set the goal is `default_goal`.
+    Observation: the position, float32 (2,). Actions: Box(-0.1, 0.1, (2,)), clipped.
+    Info: {"distance": distance to the goal after the move}.
+    """
+
+    metadata = {"render_modes": []}
+    default_horizon = 100
+    default_goal = (GOAL_HALF_WIDTH, GOAL_HALF_WIDTH)
+
+    def __init__(self, *, horizon: int | None = None, resample_on_reset: bool = False) -> None:
+        self.horizon = check_positive_int("horizon", self.default_horizon if horizon is None else horizon)
+        self.resample_on_reset = check_flag("resample_on_reset", resample_on_reset)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.action_space = spaces.Box(-MAX_STEP, MAX_STEP, (2,), np.float32)
+        self._goal = np.array(self.default_goal, dtype=np.float64)
+        self._position = np.zeros(2)
+        self._t = 0
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        check_sample_args(n, rng)
+        return [{"goal": [float(x), float(y)]} for x, y in rng.uniform(-GOAL_HALF_WIDTH, GOAL_HALF_WIDTH, (n, 2))]
+
+    def set_task(self, task: Task) -> None:
+        check_task_keys(task, TASK_KEYS)
+        self._goal = np.array(check_vector("task['goal']", task["goal"], 2))
+
+    def get_task(self) -> Task:
+        return {"goal": [float(v) for v in self._goal]}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self._resample_task()
+        self._position = np.zeros(2)
+        self._t = 0
+        return self._observation(), {"distance": self._distance()}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._t >= self.horizon:
+            raise RuntimeError(f"{type(self).__name__} episode is over after {self.horizon} steps; call reset()")
+        move = np.asarray(action, dtype=np.float64)
+        if move.shape != (2,) or not np.all(np.isfinite(move)):
+            raise ValueError(f"action={action!r} must be 2 finite numbers")
+        self._position = self._position + np.clip(move, -MAX_STEP, MAX_STEP)
+        self._t += 1
+        distance = self._distance()
+        reward, info = self._reward(distance)
+        return self._observation(), reward, False, self._t >= self.horizon, info
+
+    def _reward(self, distance: float) -> tuple[float, dict[str, float]]:
+        return -distance, {"distance": distance}
+
+    def _distance(self) -> float:
+        return float(np.linalg.norm(self._position - self._goal))
+
+    def _observation(self) -> np.ndarray:
+        return self._position.astype(np.float32)
+
+
+class SparsePointNavEnv(PointNavEnv):
+    """PEARL's sparse point robot (module docstring: what oyster does and where this differs).
+
+    Args:
+        horizon: steps per episode, then truncation.
+        goal_radius: the reward is 1 at distance <= goal_radius from the goal, else 0.
+        resample_on_reset: draw a fresh goal at every reset from `np_random`.
+
+    Task: {"goal": [x, y]}, sampled as (cos a, sin a) with a uniform in [0, pi];
+    until one is set the goal is (0, 1).
+    Info: {"distance": ..., "dense_reward": minus the distance}.
+    """
+
+    default_horizon = 20
+    default_goal = (0.0, 1.0)
+
+    def __init__(self, *, horizon: int | None = None, goal_radius: float = SPARSE_GOAL_RADIUS,
+                 resample_on_reset: bool = False) -> None:
+        super().__init__(horizon=horizon, resample_on_reset=resample_on_reset)
+        self.goal_radius = check_finite("goal_radius", goal_radius, positive=True)
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        check_sample_args(n, rng)
+        return [{"goal": [float(np.cos(a)), float(np.sin(a))]} for a in rng.uniform(0.0, np.pi, n)]
+
+    def _reward(self, distance: float) -> tuple[float, dict[str, float]]:
+        return float(distance <= self.goal_radius), {"distance": distance, "dense_reward": -distance}
