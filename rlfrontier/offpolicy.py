@@ -17,6 +17,7 @@ learner-only modules (rlfrontier.modules) trained on the policy's minibatches.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable
 
@@ -25,6 +26,7 @@ import numpy as np
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.learner import Learner
+from ray.rllib.core.learner.training_data import TrainingData
 from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
 from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
@@ -414,50 +416,96 @@ NUM_TARGET_UPDATES = "num_target_updates"
 NUM_UPDATES_STATE = "num_gradient_updates_done"  # key in the learner's state
 
 
-def polyak_update(*, main_net, target_net, tau: float) -> None:
+def polyak_update(*, main_net, target_net, tau: float, pairs: "PolyakPairs | None" = None) -> None:
     """target <- tau * main + (1 - tau) * target, in place, for every parameter and float buffer.
 
     The same result as RLlib's `update_target_network`, which rebuilds both
     state dicts and reloads the target (~0.7 ms per update of soft_q's twin Q
     nets here, ~20% of a CartPole training step); one fused in-place lerp
-    over all parameters takes ~0.03 ms. tau = 1 is an exact copy.
+    over all parameters takes ~0.03 ms. tau = 1 is an exact copy. `pairs`
+    (PolyakPairs.of) skips the walks over both nets' submodules that collect
+    the tensors, ~0.1 ms per pair and update on its own.
     """
     import torch
 
+    pairs = pairs if pairs is not None else PolyakPairs.of(main_net, target_net)
     with torch.no_grad():
-        targets, mains = list(target_net.parameters()), list(main_net.parameters())
-        if len(targets) != len(mains):
-            raise ValueError(f"target network has {len(targets)} parameters, main network {len(mains)}")
         if tau == 1.0:
-            torch._foreach_copy_(targets, mains)
-        elif targets:
-            torch._foreach_lerp_(targets, mains, tau)
-        for (name, target), (_, main) in zip(target_net.named_buffers(), main_net.named_buffers()):
-            if target.is_floating_point() and tau != 1.0:
+            torch._foreach_copy_(pairs.targets, pairs.mains)
+            for target, main in pairs.buffers:
+                target.copy_(main)
+            return
+        if pairs.targets:
+            torch._foreach_lerp_(pairs.targets, pairs.mains, tau)
+        for target, main in pairs.buffers:
+            if target.is_floating_point():
                 target.lerp_(main, tau)
             else:
                 target.copy_(main)
 
 
-def sync_target_networks(learner, num_updates: int) -> None:
+class PolyakPairs:
+    """The (target, main) tensors of one target-network pair, collected once.
+
+    Loading a state (set_state, a checkpoint, weights from another learner)
+    copies into these same tensors, so the lists stay valid for the life of
+    the two nets; `matches` tells whether they are still the nets the lists
+    were taken from.
+    """
+
+    __slots__ = ("main_net", "target_net", "targets", "mains", "buffers")
+
+    def __init__(self, main_net, target_net, targets, mains, buffers):
+        self.main_net, self.target_net = main_net, target_net
+        self.targets, self.mains, self.buffers = targets, mains, buffers
+
+    @classmethod
+    def of(cls, main_net, target_net) -> "PolyakPairs":
+        targets, mains = list(target_net.parameters()), list(main_net.parameters())
+        if len(targets) != len(mains):
+            raise ValueError(f"target network has {len(targets)} parameters, main network {len(mains)}")
+        buffers = [(t, m) for (_, t), (_, m) in zip(target_net.named_buffers(), main_net.named_buffers())]
+        return cls(main_net, target_net, targets, mains, buffers)
+
+    def matches(self, main_net, target_net) -> bool:
+        return self.main_net is main_net and self.target_net is target_net
+
+
+def sync_target_networks(learner, num_updates: int, *, log: bool = True) -> dict[str, int]:
     """After gradient update number `num_updates`: target sync every `target_update_interval`.
 
     RLlib's DQN counts its target period in sampled env steps, so the number of
     updates between syncs silently changes with the replay ratio; here the
     period is in gradient updates. With tau < 1 the sync is Polyak averaging.
     Only modules with targets (TargetNetworkAPI) sync and count; a learner-only
-    module has none.
+    module has none. Returns {module_id: target updates made (0 or 1)}; with
+    `log`, also logs the update and target-update counts (a caller that makes
+    many updates in a row may log their sums once instead).
     """
+    cache = learner.__dict__.setdefault("_polyak_pairs", {})
+    synced = {}
     for module_id, module in learner.module._rl_modules.items():
         module = module.unwrapped()
         if not isinstance(module, TargetNetworkAPI):
             continue
         config = learner.config.get_config_for_module(module_id)
+        synced[module_id] = 0
         if num_updates % config.target_update_interval == 0:
-            for main_net, target_net in module.get_target_network_pairs():
-                polyak_update(main_net=main_net, target_net=target_net, tau=config.tau)
-            learner.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
-        learner.metrics.log_value((module_id, NUM_UPDATES), 1, reduce="lifetime_sum")
+            for i, (main_net, target_net) in enumerate(module.get_target_network_pairs()):
+                pairs = cache.get((module_id, i))
+                if pairs is None or not pairs.matches(main_net, target_net):
+                    pairs = cache[(module_id, i)] = PolyakPairs.of(main_net, target_net)
+                polyak_update(main_net=main_net, target_net=target_net, tau=config.tau, pairs=pairs)
+            synced[module_id] = 1
+        if log:
+            log_update_counts(learner, module_id, updates=1, target_updates=synced[module_id])
+    return synced
+
+
+def log_update_counts(learner, module_id: str, *, updates: int, target_updates: int) -> None:
+    if target_updates:
+        learner.metrics.log_value((module_id, NUM_TARGET_UPDATES), target_updates, reduce="lifetime_sum")
+    learner.metrics.log_value((module_id, NUM_UPDATES), updates, reduce="lifetime_sum")
 
 
 class TargetSyncLearner(Learner):
@@ -493,8 +541,127 @@ class TargetSyncLearner(Learner):
             batch = modules.share_policy_batch(batch, self._learner_only_ids)
         result = super()._update(batch, **kwargs)
         self._num_updates += 1
-        sync_target_networks(self, self._num_updates)
+        synced = sync_target_networks(self, self._num_updates, log=self._counts is None)
+        if self._counts is not None:
+            for module_id, n in synced.items():
+                updates, targets = self._counts.get(module_id, (0, 0))
+                self._counts[module_id] = (updates + 1, targets + n)
         return result
+
+    _counts: dict[str, tuple[int, int]] | None = None  # update and target-update counts of a fast update() loop
+
+    def update(self, batch=None, batches=None, batch_refs=None, episodes=None, episodes_refs=None,
+               data_iterators=None, training_data=None, *, timesteps=None, num_total_minibatches: int = 0,
+               num_epochs: int = 1, minibatch_size: int | None = None, shuffle_batch_per_epoch: bool = False,
+               _no_metrics_reduce: bool = False, **kwargs):
+        """RLlib's Learner.update, with a plain loop for replay's case: one pass of in-order minibatches.
+
+        Replay hands the learner `training_intensity * sampled / batch`
+        minibatches in one call (offpolicy.update_learners: num_epochs 1, no
+        shuffle, rows already drawn at random). RLlib's loop costs ~0.6 ms a
+        minibatch beyond the SGD step itself here (~30% of a soft_q CartPole
+        update): it re-slices the MultiAgentBatch through SampleBatch and
+        concat_samples, and logs seven step counters and a Prometheus timer
+        per minibatch. This loop slices the tensors once per minibatch, in
+        the same order, calls the same `_update`, and logs the same counters
+        once, with the sums over the call; the weights it produces are
+        RLlib's to the bit (tests/unit/test_fast_update.py). Anything else
+        (several epochs, shuffling, a ragged last minibatch, episodes,
+        stateful modules, data iterators) goes through RLlib's own loop.
+        """
+        rllib_update = functools.partial(
+            super().update, batch=batch, batches=batches, batch_refs=batch_refs, episodes=episodes,
+            episodes_refs=episodes_refs, data_iterators=data_iterators, training_data=training_data,
+            timesteps=timesteps, num_total_minibatches=num_total_minibatches, num_epochs=num_epochs,
+            minibatch_size=minibatch_size, shuffle_batch_per_epoch=shuffle_batch_per_epoch,
+            _no_metrics_reduce=_no_metrics_reduce, **kwargs)
+        if training_data is None:
+            if batch is None or any(x is not None for x in (batches, batch_refs, episodes, episodes_refs,
+                                                             data_iterators)):
+                return rllib_update()
+            training_data = TrainingData(batch=batch)
+        if (training_data.batch is None and training_data.batch_refs is None) or num_epochs != 1 or not minibatch_size:
+            return rllib_update()
+        training_data.validate()
+        training_data.solve_refs()
+        plan = self._plain_minibatch_plan(training_data, minibatch_size, num_total_minibatches)
+        if plan is None:
+            return rllib_update(training_data=training_data, batch=None, batch_refs=None)
+        batch, count = plan
+
+        self._check_is_built()
+        self.before_gradient_based_update(timesteps=timesteps or {})
+        self._weights_seq_no += 1
+        columns = {mid: dict(module_batch) for mid, module_batch in batch.policy_batches.items()}
+        self._counts = {}
+        try:
+            for i in range(count):
+                rows = slice(i * minibatch_size, (i + 1) * minibatch_size)
+                _, loss_per_module, _ = self._update(
+                    {mid: {k: v[rows] for k, v in cols.items()} for mid, cols in columns.items()})
+            counts, self._counts = self._counts, None
+        finally:
+            self._counts = None
+        for module_id, (updates, target_updates) in counts.items():
+            log_update_counts(self, module_id, updates=updates, target_updates=target_updates)
+        self._log_steps_trained_once(batch, minibatch_size=minibatch_size, count=count)
+        self._log_metrics(batch=batch)  # RLlib's Prometheus counters, once for the call
+        for mid, loss in loss_per_module.items():
+            self.metrics.log_value(key=(mid, self.TOTAL_LOSS_KEY), value=loss, window=1)
+        self.after_gradient_based_update(timesteps=timesteps or {})
+        if not _no_metrics_reduce:
+            return self.metrics.reduce()
+
+    def _plain_minibatch_plan(self, training_data, minibatch_size: int, num_total_minibatches: int):
+        """(tensor MultiAgentBatch, number of minibatches) when the plain loop applies, else None."""
+        import torch
+
+        if training_data.batch is None:
+            return None
+        batch = self._make_batch_if_necessary(training_data=training_data)
+        if not isinstance(batch, MultiAgentBatch) or not batch.policy_batches:
+            return None
+        sizes = set()
+        for module_id, module_batch in batch.policy_batches.items():
+            if (module_id not in self.module or not self.should_module_be_updated(module_id, batch)
+                    or self.module[module_id].is_stateful() or module_batch.get("seq_lens") is not None):
+                return None
+            if not all(isinstance(column, torch.Tensor) for column in module_batch.values()):
+                return None  # nested columns (dict observations): RLlib's slicing handles them
+            sizes.add(len(module_batch))
+        if len(sizes) != 1:
+            return None
+        size = sizes.pop()
+        if size == 0 or size % minibatch_size:
+            return None
+        count = size // minibatch_size
+        if num_total_minibatches not in (0, count):
+            return None
+        return batch, count
+
+    def _log_steps_trained_once(self, batch: MultiAgentBatch, *, minibatch_size: int, count: int) -> None:
+        """What RLlib's `_log_steps_trained_metrics` logs over `count` equal minibatches, in one call each."""
+        from ray.rllib.utils.metrics import (
+            MODULE_TRAIN_BATCH_SIZE_MEAN, NUM_ENV_STEPS_TRAINED, NUM_ENV_STEPS_TRAINED_LIFETIME,
+            NUM_MODULE_STEPS_TRAINED, NUM_MODULE_STEPS_TRAINED_LIFETIME, WEIGHTS_SEQ_NO)
+
+        total = minibatch_size * count
+        for mid in batch.policy_batches:
+            self.metrics.log_value((mid, WEIGHTS_SEQ_NO), self._weights_seq_no, window=1)
+            self.metrics.log_value((mid, MODULE_TRAIN_BATCH_SIZE_MEAN), minibatch_size, reduce="mean")
+            self.metrics.log_value((mid, NUM_MODULE_STEPS_TRAINED), total, reduce="sum")
+            self.metrics.log_value((mid, NUM_MODULE_STEPS_TRAINED_LIFETIME), total, reduce="lifetime_sum",
+                                   with_throughput=True)
+            self.metrics.log_value((ALL_MODULES, NUM_MODULE_STEPS_TRAINED), total, reduce="sum",
+                                   with_throughput=True)
+            self.metrics.log_value((ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME), total,
+                                   reduce="lifetime_sum", with_throughput=True)
+        # Each replayed row counts once. RLlib's loop logs the whole batch's
+        # env_steps() at every minibatch (its minibatches keep the full batch's
+        # count), i.e. `count` times as many.
+        self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED), total, reduce="sum", with_throughput=True)
+        self.metrics.log_value((ALL_MODULES, NUM_ENV_STEPS_TRAINED_LIFETIME), total, reduce="lifetime_sum",
+                               with_throughput=True)
 
     def postprocess_gradients_for_module(self, *, module_id, config=None, module_gradients_dict):
         """RLlib's clipping by global norm, with one fused norm instead of one per tensor.
