@@ -126,6 +126,16 @@ def _expert_return_ratio(algo: Any) -> dict[str, float]:
     return algo.expert_return_ratio()
 
 
+def _maml() -> AlgorithmConfig:
+    from rlfrontier.algorithms.maml import MAMLConfig
+
+    return MAMLConfig()
+
+
+def _maml_held_out(algo: Any) -> dict[str, float]:
+    return algo.held_out_metrics()
+
+
 def _dqn() -> AlgorithmConfig:
     from ray.rllib.algorithms.dqn import DQNConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -249,6 +259,18 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             needs=(DEMONSTRATIONS,),
             primary_metric=f"{EVALUATION_METRICS}/expert_return_ratio",
             evaluation_hook=_expert_return_ratio,
+        ),
+        AlgoSpec(
+            "maml",
+            "MAML (Finn et al. 2017) on a task distribution: per-task inner policy-gradient steps, PPO-clip meta-step",
+            "rlfrontier",
+            ("Box",),
+            _maml,
+            ("pre_adaptation_return_mean", "post_adaptation_return_mean", "adaptation_gain", "inner_loss",
+             "outer_loss", "outer_clip_fraction", "adapted_logp_mismatch"),
+            needs=(TASK_DISTRIBUTION,),
+            primary_metric=f"{EVALUATION_METRICS}/held_out_post_adaptation_return_mean",
+            evaluation_hook=_maml_held_out,
         ),
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),
         AlgoSpec("sac", "RLlib SAC (baseline)", "rllib", ("Box", "Discrete"), _sac),

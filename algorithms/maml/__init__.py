@@ -1,0 +1,3 @@
+from rlfrontier.algorithms.maml.maml import MAML, MAMLConfig
+
+__all__ = ["MAML", "MAMLConfig"]
