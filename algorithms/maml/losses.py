@@ -8,6 +8,7 @@ under those parameters, [N]. Losses are minimised.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import torch
@@ -19,7 +20,7 @@ LogProb = Callable[[torch.Tensor, torch.Tensor, Mapping[str, torch.Tensor]], tor
 OBS = "obs"
 ACTIONS = "actions"
 ADVANTAGES = "advantages"
-LOGP_OLD = "logp_old"  # log pi(a|s) of the (adapted) policy that sampled the row
+LOGP_OLD = "logp_old"  # log pi(a|s) of the policy that sampled the row (pre-adaptation rows: theta's)
 
 
 def reinforce_loss(*, logp: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
@@ -29,6 +30,45 @@ def reinforce_loss(*, logp: torch.Tensor, advantages: torch.Tensor) -> torch.Ten
     descends (Finn et al. 2017, eq. 4 and algorithm 3, line 6).
     """
     return -(logp * advantages).mean()
+
+
+def importance_weighted_pg_loss(*, logp: torch.Tensor, logp_old: torch.Tensor,
+                                advantages: torch.Tensor) -> torch.Tensor:
+    """The policy-gradient surrogate of rows sampled by another policy, negated: -mean(exp(logp - logp_old) A),
+    [N] -> [] (the importance-sampled objective of Kakade & Langford 2002 / TRPO's surrogate, unclipped).
+
+    Its gradient is the importance-weighted REINFORCE estimate
+    -mean(w A grad log pi), w = pi / pi_old (pi_old a constant): an unbiased
+    estimate of the policy gradient of pi from rows that pi_old sampled.
+    """
+    return -(torch.exp(logp - logp_old) * advantages).mean()
+
+
+def inner_loss(params: Mapping[str, torch.Tensor], step: int, *, log_prob: LogProb,
+               rows: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The loss of inner step `step` (0-based) on one task's pre-adaptation rows, sampled with theta.
+
+    Step 0, at theta itself: reinforce_loss, on-policy. Steps >= 1, at
+    theta_k (k >= 1; `params`): importance_weighted_pg_loss with logp_old
+    = rows[LOGP_OLD], the log pi_theta(a|s) the EnvRunner recorded. Finn et
+    al. 2017 (and maml_rl, ProMP) sample fresh episodes with every
+    intermediate theta_k; reusing theta's episodes instead is an off-policy
+    approximation of that, and without the weight pi_theta_k / pi_theta it
+    would be biased.
+
+    Why step 0 keeps plain REINFORCE: at theta_k = theta the weights are
+    exp(logp - logp_old) = 1, so the importance-weighted surrogate's gradient
+    -mean(1 * A * grad log pi) equals reinforce_loss's gradient in value (and
+    so would give the same theta_1; test_maml checks it). Its derivative
+    does not: the surrogate's Hessian has the extra term
+    -mean(A grad log pi grad log pi^T), which would change the second-order
+    meta-gradient of one inner step. REINFORCE at step 0 leaves that
+    meta-gradient exactly as before (and rows[LOGP_OLD] unread for one step).
+    """
+    logp = log_prob(rows[OBS], rows[ACTIONS], params)
+    if step == 0:
+        return reinforce_loss(logp=logp, advantages=rows[ADVANTAGES])
+    return importance_weighted_pg_loss(logp=logp, logp_old=rows[LOGP_OLD], advantages=rows[ADVANTAGES])
 
 
 def ppo_clip_loss(*, logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor,
@@ -45,9 +85,12 @@ def ppo_clip_loss(*, logp: torch.Tensor, logp_old: torch.Tensor, advantages: tor
     return -torch.min(ratio * advantages, clipped * advantages).mean()
 
 
-def inner_update(params: Mapping[str, torch.Tensor], *, loss_fn: Callable[[Params], torch.Tensor], lr: float,
-                 steps: int, first_order: bool) -> tuple[Params, list[torch.Tensor]]:
-    """theta' = theta - lr * grad L(theta), `steps` times (Finn et al. 2017, eq. 1).
+def inner_update(params: Mapping[str, torch.Tensor], *, loss_fn: Callable[[Params, int], torch.Tensor],
+                 lr: float, steps: int, first_order: bool) -> tuple[Params, list[torch.Tensor]]:
+    """theta_{k+1} = theta_k - lr * grad L_k(theta_k), k = 0..steps-1, theta_0 = theta (Finn et al. 2017, eq. 1).
+
+    `loss_fn(params, k)` is step k's loss (inner_loss: REINFORCE at k = 0,
+    importance-weighted after).
 
     Second order (first_order False): the gradients keep their graph
     (create_graph), so a loss of theta' differentiates through the update,
@@ -64,8 +107,8 @@ def inner_update(params: Mapping[str, torch.Tensor], *, loss_fn: Callable[[Param
     """
     current: Params = dict(params)
     losses: list[torch.Tensor] = []
-    for _ in range(steps):
-        loss = loss_fn(current)
+    for step in range(steps):
+        loss = loss_fn(current, step)
         names = [k for k, v in current.items() if v.requires_grad]
         grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=not first_order,
                                     allow_unused=True)
@@ -89,22 +132,22 @@ def maml_loss(params: Mapping[str, torch.Tensor], *, log_prob: LogProb,
     """MAML's meta-objective: the mean over tasks of the outer loss of each task's adapted policy.
 
     For each task i: theta'_i = inner_update(theta) on its pre-adaptation rows
-    with reinforce_loss, then ppo_clip_loss of pi_theta'_i on its
+    with inner_loss (reinforce_loss at the first step, the importance-weighted
+    surrogate at later ones), then ppo_clip_loss of pi_theta'_i on its
     post-adaptation rows (Finn et al. 2017, algorithm 3, line 10, with
     PPO-clip for TRPO as the outer step).
 
     Args:
         params: theta, the policy's named parameters.
         log_prob: the policy's log pi(a|s) under given parameters, [N].
-        tasks: (pre, post) row dicts per task; pre has OBS, ACTIONS, ADVANTAGES,
-            post those and LOGP_OLD.
+        tasks: (pre, post) row dicts per task with OBS, ACTIONS, ADVANTAGES and
+            LOGP_OLD (pre: theta's log pi, read only when inner_steps > 1; post:
+            the adapted policy's that sampled them).
     """
     outer, inner, mismatch, clipped = [], [], [], []
     for pre, post in tasks:
-        def inner_loss(p: Params, pre=pre) -> torch.Tensor:
-            return reinforce_loss(logp=log_prob(pre[OBS], pre[ACTIONS], p), advantages=pre[ADVANTAGES])
-
-        adapted, inner_losses = inner_update(params, loss_fn=inner_loss, lr=inner_lr, steps=inner_steps,
+        step_loss = functools.partial(inner_loss, log_prob=log_prob, rows=pre)
+        adapted, inner_losses = inner_update(params, loss_fn=step_loss, lr=inner_lr, steps=inner_steps,
                                              first_order=first_order)
         logp = log_prob(post[OBS], post[ACTIONS], adapted)
         outer.append(ppo_clip_loss(logp=logp, logp_old=post[LOGP_OLD], advantages=post[ADVANTAGES],

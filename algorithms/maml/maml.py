@@ -14,6 +14,8 @@ One training iteration (`MAML.training_step`):
 3. the learner computes each task's adapted weights theta'_i =
    theta - inner_lr * grad L_in (`inner_steps` times), L_in the REINFORCE loss
    with a linear feature baseline fit per task (baseline.py, as the paper);
+   steps after the first reuse theta's episodes with importance weights
+   (losses.inner_loss; MAMLConfig's inner_steps);
 4. post-adaptation: each EnvRunner takes its tasks one at a time: it loads
    the task's theta'_i into its module, sets the task on all its sub-envs,
    samples `post_adaptation_episodes` episodes, and finally reloads the
@@ -34,6 +36,10 @@ Each episode records the task its sub-env held when it started
 the task it planned for that sub-env, so an episode never counts for a task
 it did not run.
 
+Every task gets at least the episodes asked for in each phase from the
+EnvRunner that answered for it, or the iteration raises
+(`check_episodes_per_task`): no task is silently dropped or under-sampled.
+
 Metrics (under learners/default_policy/): pre_adaptation_return_mean and
 post_adaptation_return_mean (mean undiscounted return of this iteration's
 episodes before and after adaptation), adaptation_gain (their difference),
@@ -42,20 +48,28 @@ outer epoch's theta), and adapted_logp_mismatch (the
 largest |log pi_theta'(a|s) - log pi_sampled(a|s)| at the first outer epoch:
 ~0 when every EnvRunner acted with its task's adapted weights).
 env_runners/episode_return_mean averages pre- and post-adaptation episodes.
+Timers (under timers/): pre_adaptation_sampling, adaptation and
+post_adaptation_sampling, and env_runner_sampling_timer, the iteration's
+total sampling time (their sum).
 
 Meta-test (`held_out_metrics`, the registry's evaluation hook, run after each
 evaluation): steps 2-4 on `meta_batch_size` held-out tasks, drawn once per
-run from their own seeded stream, without the meta-step; it reports
-held_out_pre_adaptation_return_mean, held_out_post_adaptation_return_mean and
-held_out_adaptation_gain under the result's "metrics". RLlib's own
-evaluation (eval_return_mean) runs the unadapted meta-policy, greedily, on
-the env's default task.
+run from a stream seeded by the config's `held_out_seed` (not the run's
+seed: every trial of a sweep is ranked on the same tasks), without the
+meta-step; it reports held_out_pre_adaptation_return_mean,
+held_out_post_adaptation_return_mean and held_out_adaptation_gain under the
+result's "metrics". Its sampling is not training: the EnvRunners' metrics of
+it are drained and dropped (no env steps, episodes or returns of it in
+env_runners/), and its timers have keys of their own (held_out_...). RLlib's
+own evaluation (eval_return_mean) runs the unadapted meta-policy, greedily,
+on the env's default task.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Sequence
+import time
+from typing import Any, Iterable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -97,7 +111,11 @@ INNER_LOSS = "inner_loss"
 OUTER_LOSS = "outer_loss"
 OUTER_CLIP_FRACTION = "outer_clip_fraction"
 ADAPTED_LOGP_MISMATCH = "adapted_logp_mismatch"
+# Timer keys (under timers/; the held-out runs' with the HELD_OUT prefix). ENV_RUNNER_SAMPLING_TIMER (RLlib's key)
+# is the iteration's total sampling time, the sum of the two phases'.
+PRE_ADAPTATION_SAMPLING_TIMER = "pre_adaptation_sampling"
 ADAPTATION_TIMER = "adaptation"
+POST_ADAPTATION_SAMPLING_TIMER = "post_adaptation_sampling"
 # The evaluation hook's keys: the held-out tasks' PRE_ADAPTATION_RETURN_MEAN etc. with this prefix.
 HELD_OUT = "held_out_"
 # The purposes of the task samplers' random streams (rlfrontier.seeding); the iteration indexes the training one.
@@ -138,6 +156,26 @@ def _first_per_task(tagged: list[tuple[int, Any]], count: int) -> list[tuple[int
     return out
 
 
+def check_episodes_per_task(by_task: Mapping[int, Sequence[Any]], task_ids: Iterable[int], count: int, *,
+                            phase: str) -> None:
+    """RuntimeError naming every task in `task_ids` with fewer than `count` episodes in `by_task` ({task id:
+    episodes}).
+
+    Pre-adaptation sampling asks each EnvRunner for num_envs * count
+    episodes over all its sub-envs at once (RLlib counts episodes, not per
+    sub-env): with fixed-length episodes (every current task env) each
+    sub-env, i.e. each task, ends exactly `count`, but a task whose episodes
+    run longer than the others' could end fewer, or none, and would otherwise
+    be under-sampled or silently dropped from the meta-batch.
+    """
+    short = {i: len(by_task.get(i, ())) for i in task_ids if len(by_task.get(i, ())) < count}
+    if short:
+        listed = ", ".join(f"task {i}: {n}" for i, n in sorted(short.items()))
+        raise RuntimeError(f"{phase} sampling: {len(short)} task(s) got fewer than the {count} episodes asked for "
+                           f"({listed}); RLlib counts the episodes of all sub-envs together, so with one task per "
+                           "sub-env and episodes of varying length a task can fall short")
+
+
 def sample_pre_adaptation(jobs: Mapping[int, Sequence[tuple[int, Task]]], episodes_per_task: int,
                           runner) -> tuple[int, list, Any]:
     """On an EnvRunner: its tasks (jobs[its worker index]) one per sub-env, `episodes_per_task` episodes each
@@ -166,7 +204,9 @@ def sample_post_adaptation(jobs: Mapping[int, Sequence[tuple[int, Task, dict]]],
     mine = list(jobs.get(index, ()))
     if getattr(runner, "env", None) is None or not mine:
         return index, [], None
-    meta_weights = runner.module.get_state()
+    # Copies: RLlib's get_state may return views of the module's tensors (it copies today only by a dtype cast),
+    # which set_state would then overwrite with the adapted weights.
+    meta_weights = {k: np.array(v, copy=True) for k, v in runner.module.get_state().items()}
     out = []
     try:
         for task_id, task, weights in mine:
@@ -229,12 +269,18 @@ class MAMLConfig(AlgorithmConfig):
 
     Fields:
         meta_batch_size: tasks per iteration.
-        inner_steps: policy-gradient steps from theta to each task's theta'.
+        inner_steps: policy-gradient steps from theta to each task's theta', all on the pre-adaptation
+            episodes sampled with theta: the first is REINFORCE, each later one (at theta_k, k >= 1) the
+            importance-weighted surrogate -mean(pi_theta_k / pi_theta * A) (losses.inner_loss). This is an
+            off-policy approximation to the paper's inner steps, which sample fresh episodes with every theta_k
+            (its variance grows as theta_k moves away from theta); one step (the default) is exact.
         inner_lr: their step size (on standardised advantages, baseline.py).
         first_order: drop the second-order term of the meta-gradient (FOMAML).
         pre_adaptation_episodes: episodes per task with theta (the inner step's data).
         post_adaptation_episodes: episodes per task with theta' (the outer step's data).
         clip_param: PPO's clip epsilon of the outer step.
+        held_out_seed: seeds the held-out tasks of `held_out_metrics` (an integer >= 0), on its own: runs
+            with different `seed`s (Tune trials) are ranked on the same held-out tasks.
         and RLlib's num_epochs (full-batch outer Adam steps per iteration), lr
         (the outer Adam's), gamma, grad_clip and model_config
         (gaussian_policy: hidden_sizes, initial_log_std).
@@ -259,6 +305,7 @@ class MAMLConfig(AlgorithmConfig):
         self.pre_adaptation_episodes = 20
         self.post_adaptation_episodes = 20
         self.clip_param = 0.2
+        self.held_out_seed = 0
         # RLlib fields with defaults that suit this algorithm.
         self.num_epochs = 5
         self.lr = 1e-3
@@ -273,12 +320,13 @@ class MAMLConfig(AlgorithmConfig):
     def training(self, *, meta_batch_size: int = NotProvided, inner_steps: int = NotProvided,
                  inner_lr: float = NotProvided, first_order: bool = NotProvided,
                  pre_adaptation_episodes: int = NotProvided, post_adaptation_episodes: int = NotProvided,
-                 clip_param: float = NotProvided, **kwargs) -> "MAMLConfig":
+                 clip_param: float = NotProvided, held_out_seed: int = NotProvided, **kwargs) -> "MAMLConfig":
         super().training(**kwargs)
         for name, value in (("meta_batch_size", meta_batch_size), ("inner_steps", inner_steps),
                             ("inner_lr", inner_lr), ("first_order", first_order),
                             ("pre_adaptation_episodes", pre_adaptation_episodes),
-                            ("post_adaptation_episodes", post_adaptation_episodes), ("clip_param", clip_param)):
+                            ("post_adaptation_episodes", post_adaptation_episodes), ("clip_param", clip_param),
+                            ("held_out_seed", held_out_seed)):
             if value is not NotProvided:
                 setattr(self, name, value)
         return self
@@ -291,6 +339,7 @@ class MAMLConfig(AlgorithmConfig):
         check_range("pre_adaptation_episodes", self.pre_adaptation_episodes, 1, None, integer=True)
         check_range("post_adaptation_episodes", self.post_adaptation_episodes, 1, None, integer=True)
         check_range("clip_param", self.clip_param, 0.0, 1.0, low_open=True, high_open=True)
+        check_range("held_out_seed", self.held_out_seed, 0, None, integer=True)
         check_range("num_epochs", self.num_epochs, 1, None, integer=True)
         if self.num_learners > 1:
             raise BadInput(f"num_learners={self.num_learners}: maml runs one learner (0 or 1); RLlib would shard "
@@ -317,6 +366,13 @@ def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def held_out_tasks(task_env: gym.Env, config: "MAMLConfig") -> list[Task]:
+    """The run's held-out tasks: config.meta_batch_size of them from the stream of config.held_out_seed
+    (independent of config.seed)."""
+    return task_env.unwrapped.sample_tasks(config.meta_batch_size,
+                                           seeding.rng(config.held_out_seed, HELD_OUT_TASKS))
+
+
 def _adapted_weights(batch: Mapping[str, np.ndarray], learner) -> list[dict[str, np.ndarray]]:
     return learner.adapted_weights(batch)
 
@@ -332,8 +388,7 @@ class MAML(Algorithm):
     def setup(self, config) -> None:
         super().setup(config)
         self._task_env = make_task_env(self.config.env, self.config.env_config)
-        self._held_out_tasks = self.sample_tasks(self.config.meta_batch_size,
-                                                 seeding.rng(self.config.seed, HELD_OUT_TASKS))
+        self._held_out_tasks = held_out_tasks(self._task_env, self.config)
         # As of the last call of adapt_and_sample (for tests and logs): the task ids per EnvRunner, the tasks,
         # and per phase, (worker index, task id, the task the episode recorded) of every episode kept.
         self.last_assignment: dict[int, list[int]] = {}
@@ -347,21 +402,29 @@ class MAML(Algorithm):
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
         return self._task_env.unwrapped.sample_tasks(n, rng)
 
-    def _sample(self, fn, jobs: Mapping[int, list], episodes_per_task: int, phase: str) -> dict[int, list]:
-        """One call of `fn` on every EnvRunner; {task id: episodes}; their metrics aggregated as RLlib's."""
+    def _sample(self, fn, jobs: Mapping[int, list], episodes_per_task: int, phase: str,
+                metrics_key: str | None) -> dict[int, list]:
+        """One call of `fn` on every EnvRunner; {task id: episodes}, at least `episodes_per_task` for each task
+        of every EnvRunner that answered (check_episodes_per_task). The runners' metrics (get_metrics, which
+        drains them) are aggregated under `metrics_key` (ENV_RUNNER_RESULTS: counted as training, as RLlib's
+        own sampling) or, with None, dropped."""
         results = self.env_runner_group.foreach_env_runner(functools.partial(fn, jobs, episodes_per_task))
         by_task: dict[int, list] = {}
         seen = []
         metrics = []
+        answered = []
         for index, tagged, runner_metrics in results:
+            answered.append(index)
             for task_id, episode in tagged:
                 by_task.setdefault(task_id, []).append(episode)
                 seen.append((index, task_id, episode.custom_data.get(EPISODE_TASK)))
             if runner_metrics is not None:
                 metrics.append(runner_metrics)
-        if metrics:
-            self.metrics.aggregate(metrics, key=ENV_RUNNER_RESULTS)
+        if metrics and metrics_key is not None:
+            self.metrics.aggregate(metrics, key=metrics_key)
         self.last_episode_runners[phase] = seen
+        check_episodes_per_task(by_task, [job[0] for index in answered for job in jobs.get(index, ())],
+                                episodes_per_task, phase=phase)
         return by_task
 
     def _timesteps(self) -> dict[str, Any]:
@@ -372,31 +435,43 @@ class MAML(Algorithm):
                 (LEARNER_RESULTS, ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME), default=0),
         }
 
-    def adapt_and_sample(self, tasks: Sequence[Task], *, phase: str = "") -> tuple[list, list, dict[str, np.ndarray]]:
+    def adapt_and_sample(self, tasks: Sequence[Task], *, phase: str = "", metrics_key: str | None = ENV_RUNNER_RESULTS
+                         ) -> tuple[list, list, dict[str, np.ndarray]]:
         """Steps 1-4 of the module docstring for `tasks`: (pre-adaptation episodes per task, post-adaptation
         episodes per task, the pre-adaptation learner rows), for the tasks whose episodes all came back
-        (every one unless an EnvRunner failed). The EnvRunners keep the meta-policy's weights."""
+        (every one unless an EnvRunner failed). The EnvRunners keep the meta-policy's weights.
+
+        `phase` prefixes the keys of last_episode_runners and of the timers; the EnvRunners' metrics go
+        under `metrics_key` (None: drained and dropped), see `_sample`."""
         cfg = self.config
         # The EnvRunners with envs (worker indexes; the local one only when there are no remote ones).
         assignment = assign_tasks(len(tasks), list(meta_tasks.get_tasks(self.env_runner_group)))
         self.last_assignment, self.last_tasks = assignment, list(tasks)
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+        start = time.perf_counter()
+        with self.metrics.log_time((TIMERS, phase + PRE_ADAPTATION_SAMPLING_TIMER)):
             pre = self._sample(sample_pre_adaptation,
                                {r: [(i, tasks[i]) for i in ids] for r, ids in assignment.items()},
-                               cfg.pre_adaptation_episodes, phase + "pre")
+                               cfg.pre_adaptation_episodes, phase + "pre", metrics_key)
+        sampling_s = time.perf_counter() - start
         task_ids = sorted(pre)
         if not task_ids:
+            self.metrics.log_value((TIMERS, phase + ENV_RUNNER_SAMPLING_TIMER), sampling_s, reduce="ema")
             return [], [], {}
         pre_rows = task_batch([pre[i] for i in task_ids], pre=True, gamma=cfg.gamma)
-        with self.metrics.log_time((TIMERS, ADAPTATION_TIMER)):
+        with self.metrics.log_time((TIMERS, phase + ADAPTATION_TIMER)):
             results = self.learner_group.foreach_learner(functools.partial(_adapted_weights, pre_rows))
             adapted = dict(zip(task_ids, [r.get() for r in results][0]))
         runner_of = {i: r for r, ids in assignment.items() for i in ids}
         jobs: dict[int, list] = {}
         for i in task_ids:
             jobs.setdefault(runner_of[i], []).append((i, tasks[i], adapted[i]))
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            post = self._sample(sample_post_adaptation, jobs, cfg.post_adaptation_episodes, phase + "post")
+        start = time.perf_counter()
+        with self.metrics.log_time((TIMERS, phase + POST_ADAPTATION_SAMPLING_TIMER)):
+            post = self._sample(sample_post_adaptation, jobs, cfg.post_adaptation_episodes, phase + "post",
+                                metrics_key)
+        sampling_s += time.perf_counter() - start
+        # One value an iteration (as log_time's default, an EMA over iterations): the total of both phases.
+        self.metrics.log_value((TIMERS, phase + ENV_RUNNER_SAMPLING_TIMER), sampling_s, reduce="ema")
         if any(not post.get(i) for i in task_ids):
             task_ids = [i for i in task_ids if post.get(i)]
             pre_rows = task_batch([pre[i] for i in task_ids], pre=True, gamma=cfg.gamma) if task_ids else {}
@@ -428,7 +503,9 @@ class MAML(Algorithm):
         """Meta-test on the run's held-out tasks (the registry's evaluation hook): the mean return before and
         after adaptation, and their difference, of `meta_batch_size` tasks drawn once from their own stream
         (never trained on), with the config's episode counts and inner step(s). The meta-policy is unchanged."""
-        pre, post, _ = self.adapt_and_sample(self._held_out_tasks, phase="held_out_")
+        # Not training: the EnvRunners' metrics of these episodes are drained and dropped (none in the next
+        # result's env_runners/ counts or returns), and the timers are HELD_OUT-prefixed.
+        pre, post, _ = self.adapt_and_sample(self._held_out_tasks, phase=HELD_OUT, metrics_key=None)
         if not pre:
             return {}
         return {HELD_OUT + k: v for k, v in adaptation_returns(pre, post).items()}

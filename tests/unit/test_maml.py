@@ -1,8 +1,14 @@
-"""maml's pieces without Ray: the inner step, the meta-gradient against finite differences, first against
-second order, the policy's log-density, the per-task baseline, the task layout and the config's checks."""
+"""maml's pieces without Ray: the inner step (later steps importance-weighted), the meta-gradient against finite
+differences, first against second order, the policy's log-density, the per-task baseline, the task layout, the
+episode-count check, the weight restore after post-adaptation sampling, the held-out tasks and the config's checks."""
 
 from __future__ import annotations
 
+import functools
+import math
+from types import SimpleNamespace
+
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -14,7 +20,18 @@ from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussi
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from rlfrontier.algorithms.maml import MAMLConfig, baseline, losses
-from rlfrontier.algorithms.maml.maml import PRE_ADAPTATION, TASK_INDEX, assign_tasks, record_task
+from rlfrontier.algorithms.maml.maml import (
+    EPISODE_ENV_INDEX,
+    EPISODE_TASK,
+    PRE_ADAPTATION,
+    TASK_INDEX,
+    assign_tasks,
+    check_episodes_per_task,
+    held_out_tasks,
+    make_task_env,
+    record_task,
+    sample_post_adaptation,
+)
 from rlfrontier.algorithms.maml.torch.gaussian_policy import GaussianMLP, GaussianPolicyModule
 from rlfrontier.envs.point_nav import PointNavEnv
 
@@ -42,16 +59,16 @@ def test_the_inner_step_changes_every_weight_and_lowers_the_inner_loss():
         return losses.reinforce_loss(logp=module.log_prob(pre[losses.OBS], pre[losses.ACTIONS], p),
                                      advantages=pre[losses.ADVANTAGES])
 
-    adapted, before = losses.inner_update(module.policy_params(), loss_fn=inner_loss, lr=0.01, steps=1,
-                                          first_order=True)
+    adapted, before = losses.inner_update(module.policy_params(), loss_fn=lambda p, step: inner_loss(p), lr=0.01,
+                                          steps=1, first_order=True)
     assert adapted.keys() == theta.keys()
     for name, value in adapted.items():
         assert not torch.equal(value, theta[name]), name
         assert torch.equal(module.policy_params()[name], theta[name]), f"{name}: the module's own weights moved"
     assert inner_loss(adapted) < before[0]
     # Two steps go on from the first.
-    twice, losses_seen = losses.inner_update(module.policy_params(), loss_fn=inner_loss, lr=0.01, steps=2,
-                                             first_order=True)
+    twice, losses_seen = losses.inner_update(module.policy_params(), loss_fn=lambda p, step: inner_loss(p), lr=0.01,
+                                             steps=2, first_order=True)
     assert losses_seen[1] == pytest.approx(float(inner_loss(adapted).detach()), rel=1e-6) and inner_loss(twice) < losses_seen[1]
 
 
@@ -59,8 +76,8 @@ def test_a_parameter_the_inner_loss_does_not_reach_keeps_its_value():
     # RLlib's TorchDifferentiableLearner calls torch.isfinite on such a None gradient; here it is skipped.
     w = torch.tensor([1.0, 2.0], requires_grad=True)
     unused = torch.tensor([3.0], requires_grad=True)
-    adapted, _ = losses.inner_update({"w": w, "unused": unused}, loss_fn=lambda p: (p["w"] ** 2).sum(), lr=0.25,
-                                     steps=1, first_order=False)
+    adapted, _ = losses.inner_update({"w": w, "unused": unused}, loss_fn=lambda p, step: (p["w"] ** 2).sum(),
+                                     lr=0.25, steps=1, first_order=False)
     assert torch.equal(adapted["unused"], unused)
     assert torch.allclose(adapted["w"], torch.tensor([0.5, 1.0]))
 
@@ -89,6 +106,98 @@ def test_the_learner_adapts_each_task_into_a_module_state_and_leaves_its_own_wei
         np.testing.assert_array_equal(module.state_dict()[key].numpy(), before[key])
 
 
+# Inner steps after the first: importance-weighted on theta's rows ---------------------------------------
+SIGMA = 0.7
+
+
+def linear_gaussian_log_prob(obs, actions, p):
+    """log N(a; x.w + b, SIGMA^2) of one action dimension, [N]."""
+    mean = obs @ p["w"] + p["b"]
+    return torch.distributions.Normal(mean, SIGMA).log_prob(actions[:, 0])
+
+
+def test_at_theta_the_importance_weighted_surrogate_has_the_reinforce_gradient():
+    # Why the first inner step may stay plain REINFORCE: with logp_old = log pi_theta every weight is 1, so the
+    # importance-weighted surrogate's gradient at theta equals REINFORCE's (its value and Hessian differ).
+    gen = torch.Generator().manual_seed(5)
+    pre = rows(gen, 6, act_dim=1, dtype=torch.float64)
+    theta = {"w": torch.randn(2, generator=gen, dtype=torch.float64, requires_grad=True),
+             "b": torch.randn((), generator=gen, dtype=torch.float64, requires_grad=True)}
+    logp = linear_gaussian_log_prob(pre[losses.OBS], pre[losses.ACTIONS], theta)
+    reinforce = torch.autograd.grad(losses.reinforce_loss(logp=logp, advantages=pre[losses.ADVANTAGES]),
+                                    list(theta.values()), retain_graph=True)
+    weighted = torch.autograd.grad(losses.importance_weighted_pg_loss(logp=logp, logp_old=logp.detach(),
+                                                                      advantages=pre[losses.ADVANTAGES]),
+                                   list(theta.values()))
+    for a, b in zip(reinforce, weighted):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("first_order", [True, False])
+def test_the_second_inner_step_is_importance_weighted_by_hand(first_order):
+    # pi(a|s) = N(x.w + b, SIGMA^2): grad_(w, b) log pi = (a - mu) / SIGMA^2 * (x, 1).
+    rng = np.random.default_rng(6)
+    x, a, adv = rng.normal(size=(5, 2)), rng.normal(size=5), rng.normal(size=5)
+    w0, b0, lr = np.array([0.4, -0.3]), 0.2, 0.5
+    features = np.concatenate([x, np.ones((5, 1))], axis=1)
+
+    def log_pi(theta):
+        mu = features @ theta
+        return -(a - mu) ** 2 / (2 * SIGMA ** 2) - math.log(SIGMA) - 0.5 * math.log(2 * math.pi)
+
+    def score(theta):  # [5, 3]
+        return ((a - features @ theta) / SIGMA ** 2)[:, None] * features
+
+    theta0 = np.array([*w0, b0])
+    logp_old = log_pi(theta0)  # recorded by the EnvRunner that sampled with theta0
+    g0 = -(adv[:, None] * score(theta0)).mean(0)  # step 1: REINFORCE
+    theta1 = theta0 - lr * g0
+    ratio = np.exp(log_pi(theta1) - logp_old)
+    g1 = -((ratio * adv)[:, None] * score(theta1)).mean(0)  # step 2: importance-weighted
+    theta2 = theta1 - lr * g1
+    unweighted = theta1 + lr * (adv[:, None] * score(theta1)).mean(0)
+    assert np.abs(theta2 - unweighted).max() > 1e-2, "the weights must matter on this batch"
+
+    pre = {losses.OBS: torch.tensor(x), losses.ACTIONS: torch.tensor(a[:, None]), losses.ADVANTAGES: torch.tensor(adv),
+           losses.LOGP_OLD: torch.tensor(logp_old)}
+    params = {"w": torch.tensor(w0, requires_grad=True), "b": torch.tensor(b0, dtype=torch.float64, requires_grad=True)}
+    step_loss = functools.partial(losses.inner_loss, log_prob=linear_gaussian_log_prob, rows=pre)
+    adapted, seen = losses.inner_update(params, loss_fn=step_loss, lr=lr, steps=2, first_order=first_order)
+    np.testing.assert_allclose([*adapted["w"].detach().numpy(), float(adapted["b"].detach())], theta2, rtol=1e-12)
+    assert float(seen[1]) == pytest.approx(-(ratio * adv).mean(), rel=1e-12)
+    # The second step's gradient itself, at theta1.
+    at_theta1 = {"w": torch.tensor(theta1[:2], requires_grad=True), "b": torch.tensor(theta1[2], dtype=torch.float64, requires_grad=True)}
+    grads = torch.autograd.grad(step_loss(at_theta1, 1), list(at_theta1.values()))
+    np.testing.assert_allclose(np.concatenate([g.reshape(-1).numpy() for g in grads]), g1, rtol=1e-12)
+
+
+def test_the_learner_takes_the_importance_weighted_second_step():
+    config = MAMLConfig().environment("rlfrontier/PointNav-v0").training(inner_lr=0.05, inner_steps=2).rl_module(
+        model_config={"hidden_sizes": [8]})
+    with single_torch_thread():
+        learner = build_learner(config, PointNavEnv())
+        module = learner.module[DEFAULT_MODULE_ID].unwrapped()
+        r = rows(torch.Generator().manual_seed(7), 20)
+        with torch.no_grad():
+            logp = module.log_prob(r[losses.OBS], r[losses.ACTIONS])
+        batch = {Columns.OBS: r[losses.OBS].numpy(), Columns.ACTIONS: r[losses.ACTIONS].numpy(),
+                 Columns.ADVANTAGES: r[losses.ADVANTAGES].numpy(), Columns.ACTION_LOGP: logp.numpy(),
+                 TASK_INDEX: np.zeros(20, np.int64), PRE_ADAPTATION: np.ones(20, np.float32)}
+        state, = learner.adapted_weights(batch)
+        pre = {**r, losses.LOGP_OLD: logp}
+        weighted, _ = losses.inner_update(
+            module.policy_params(), loss_fn=functools.partial(losses.inner_loss, log_prob=module.log_prob, rows=pre),
+            lr=0.05, steps=2, first_order=True)
+        plain, _ = losses.inner_update(
+            module.policy_params(), loss_fn=lambda p, step: losses.reinforce_loss(
+                logp=module.log_prob(r[losses.OBS], r[losses.ACTIONS], p), advantages=r[losses.ADVANTAGES]),
+            lr=0.05, steps=2, first_order=True)
+    expected, unweighted = module.state_with(weighted), module.state_with(plain)
+    for key in expected:
+        np.testing.assert_allclose(state[key], expected[key], rtol=1e-6, atol=1e-7, err_msg=key)
+    assert any(not np.allclose(expected[k], unweighted[k], rtol=1e-6, atol=1e-7) for k in expected)
+
+
 # The meta-gradient ------------------------------------------------------------------------------
 def tiny_problem(*, num_tasks: int, seed: int = 0, inner_steps: int = 1):
     """A float64 Gaussian policy with 14 parameters (mean 2 -> 3 -> 1 with ReLU, one log_std) and `num_tasks` tasks
@@ -106,12 +215,10 @@ def tiny_problem(*, num_tasks: int, seed: int = 0, inner_steps: int = 1):
     tasks = []
     for _ in range(num_tasks):
         pre, post = rows(gen, 8, act_dim=1, dtype=torch.float64), rows(gen, 8, act_dim=1, dtype=torch.float64)
-
-        def inner_loss(p, pre=pre):
-            return losses.reinforce_loss(logp=log_prob(pre[losses.OBS], pre[losses.ACTIONS], p),
-                                         advantages=pre[losses.ADVANTAGES])
-
-        adapted, _ = losses.inner_update(params, loss_fn=inner_loss, lr=INNER_LR, steps=inner_steps, first_order=True)
+        with torch.no_grad():  # the pre-adaptation rows were sampled with theta0
+            pre[losses.LOGP_OLD] = log_prob(pre[losses.OBS], pre[losses.ACTIONS], params)
+        adapted, _ = losses.inner_update(params, loss_fn=functools.partial(losses.inner_loss, log_prob=log_prob, rows=pre),
+                                         lr=INNER_LR, steps=inner_steps, first_order=True)
         with torch.no_grad():
             logp = log_prob(post[losses.OBS], post[losses.ACTIONS], adapted)
         post[losses.LOGP_OLD] = logp + 0.05 * (2 * torch.rand(8, generator=gen, dtype=torch.float64) - 1)
@@ -174,7 +281,7 @@ def test_first_order_drops_exactly_the_hessian_term_of_the_inner_step():
     def unflat(vector):
         return dict(zip(names, (v.reshape(params[k].shape) for k, v in zip(names, vector.split(sizes)))))
 
-    def inner(vector):
+    def inner(vector):  # one inner step: plain REINFORCE
         return losses.reinforce_loss(logp=log_prob(pre[losses.OBS], pre[losses.ACTIONS], unflat(vector)),
                                      advantages=pre[losses.ADVANTAGES])
 
@@ -245,11 +352,71 @@ def test_tasks_are_shared_out_in_contiguous_near_even_blocks():
     assert assign_tasks(1, [1, 2]) in ({1: [0]}, {2: [0]})
 
 
+# Sampling: episode counts, the meta-weights' restore ------------------------------------------------------
+def test_a_task_short_of_its_episodes_is_an_error_naming_it():
+    check_episodes_per_task({0: ["e", "e"], 1: ["e", "e", "e"]}, [0, 1], 2, phase="pre")  # more is fine
+    check_episodes_per_task({0: ["e", "e"]}, [0], 2, phase="pre")  # tasks of runners that did not answer: unchecked
+    with pytest.raises(RuntimeError, match=r"^held_out_pre sampling: 2 task\(s\) got fewer than the 2 episodes "
+                                           r"asked for \(task 1: 1, task 2: 0\)"):
+        check_episodes_per_task({0: ["e", "e"], 1: ["e"]}, [0, 1, 2], 2, phase="held_out_pre")
+
+
+class ViewStateModule:
+    """A module whose get_state returns views of its weights and whose set_state writes into them in place
+    (as torch's load_state_dict does); `used` records the weights each sample call acted with."""
+
+    def __init__(self, weights: np.ndarray):
+        self.weights = weights.copy()
+
+    def get_state(self):
+        return {"w": self.weights}
+
+    def set_state(self, state):
+        self.weights[...] = state["w"]
+
+
+def test_post_adaptation_sampling_restores_the_meta_weights_even_from_a_state_of_views():
+    env = gym.vector.SyncVectorEnv([PointNavEnv, PointNavEnv])
+    meta = np.array([1.0, 2.0])
+    used = []
+
+    def sample(*, num_episodes, explore, force_reset):
+        used.append(runner.module.weights.copy())
+        tasks = [dict(t) for t in env.get_attr("task")]
+        return [SimpleNamespace(custom_data={EPISODE_ENV_INDEX: i % 2, EPISODE_TASK: tasks[i % 2]})
+                for i in range(num_episodes)]
+
+    runner = SimpleNamespace(worker_index=1, env=env, num_envs=2, module=ViewStateModule(meta), sample=sample,
+                             get_metrics=lambda: {})
+    tasks = PointNavEnv().sample_tasks(2, np.random.default_rng(0))
+    jobs = {1: [(0, tasks[0], {"w": np.array([5.0, 6.0])}), (1, tasks[1], {"w": np.array([7.0, 8.0])})]}
+    index, tagged, _ = sample_post_adaptation(jobs, 2, runner)
+    env.close()
+    assert index == 1 and [t for t, _ in tagged] == [0, 0, 1, 1]
+    np.testing.assert_array_equal(used, [[5.0, 6.0], [7.0, 8.0]])
+    np.testing.assert_array_equal(runner.module.weights, meta)
+
+
+# Held-out tasks ---------------------------------------------------------------------------------------------
+def test_held_out_tasks_follow_held_out_seed_not_the_runs_seed():
+    env = make_task_env("rlfrontier/PointNav-v0", {})
+    try:
+        config = MAMLConfig().environment("rlfrontier/PointNav-v0").training(meta_batch_size=5)
+        first = held_out_tasks(env, config.copy().debugging(seed=1))
+        assert len(first) == 5
+        assert held_out_tasks(env, config.copy().debugging(seed=2)) == first
+        assert held_out_tasks(env, config.copy().debugging(seed=None)) == first
+        other = held_out_tasks(env, config.copy().debugging(seed=1).training(held_out_seed=1))
+        assert len(other) == 5 and other != first
+    finally:
+        env.close()
+
+
 # Config ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("field, value", [
     ("meta_batch_size", 0), ("meta_batch_size", 2.5), ("inner_steps", 0), ("inner_lr", 0.0), ("inner_lr", -1.0),
     ("first_order", 1), ("pre_adaptation_episodes", 0), ("post_adaptation_episodes", -3), ("clip_param", 0.0),
-    ("clip_param", 1.0), ("num_epochs", 0),
+    ("clip_param", 1.0), ("num_epochs", 0), ("held_out_seed", -1), ("held_out_seed", 1.5), ("held_out_seed", None),
 ])
 def test_a_bad_value_is_a_value_error_naming_its_field(field, value):
     config = MAMLConfig().environment("rlfrontier/PointNav-v0")

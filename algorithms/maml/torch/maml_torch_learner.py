@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import numpy as np
@@ -27,7 +28,9 @@ from rlfrontier.algorithms.maml.maml import (
 def task_rows(batch: Mapping[str, torch.Tensor]) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
     """The batch's rows as (pre-adaptation, post-adaptation) row dicts per task, in task-index order.
 
-    Columns: Columns.OBS, ACTIONS, ADVANTAGES, ACTION_LOGP, TASK_INDEX and
+    Columns: Columns.OBS, ACTIONS, ADVANTAGES, ACTION_LOGP (losses.LOGP_OLD:
+    of a pre-adaptation row theta's, which inner steps after the first weight
+    by; of a post-adaptation row its adapted policy's), TASK_INDEX and
     PRE_ADAPTATION (1 for a pre-adaptation row, else 0); a batch of only
     pre-adaptation rows gives empty post dicts.
     """
@@ -75,12 +78,11 @@ class MAMLTorchLearner(TorchLearner):
         tensors = {k: torch.as_tensor(np.asarray(v), device=self._device) for k, v in batch.items()}
         out = []
         for pre, _ in task_rows(tensors):
-            def inner_loss(p, pre=pre):
-                return losses.reinforce_loss(logp=module.log_prob(pre[losses.OBS], pre[losses.ACTIONS], p),
-                                             advantages=pre[losses.ADVANTAGES])
-
-            # The values are the same with or without the graph: no second-order graph to keep here.
-            adapted, _ = losses.inner_update(module.policy_params(), loss_fn=inner_loss, lr=config.inner_lr,
+            # The same inner steps as the meta-step's (losses.maml_loss), so each EnvRunner acts with the
+            # theta'_i(theta) the learner recomputes. The values are the same with or without the graph: no
+            # second-order graph to keep here.
+            step_loss = functools.partial(losses.inner_loss, log_prob=module.log_prob, rows=pre)
+            adapted, _ = losses.inner_update(module.policy_params(), loss_fn=step_loss, lr=config.inner_lr,
                                              steps=config.inner_steps, first_order=True)
             out.append(module.state_with(adapted))
         return out

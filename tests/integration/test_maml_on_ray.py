@@ -1,5 +1,5 @@
 """maml in real runs: `rlfrontier train maml` end to end with MLflow, tasks on the EnvRunners that sample them,
-and a plain env refused before Ray starts."""
+held-out sampling kept out of the training counts, the sampling timers, and a plain env refused before Ray starts."""
 
 from __future__ import annotations
 
@@ -8,17 +8,29 @@ import numpy as np
 import pytest
 
 from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    NUM_ENV_STEPS_SAMPLED,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_EPISODES,
+    NUM_EPISODES_LIFETIME,
+    TIMERS,
+)
 
 from rlfrontier import envs, meta_tasks
 from rlfrontier.algorithms.maml import MAMLConfig
 from rlfrontier.algorithms.maml.maml import (
     ADAPTATION_GAIN,
+    ADAPTATION_TIMER,
     ADAPTED_LOGP_MISMATCH,
     HELD_OUT,
     INNER_LOSS,
     OUTER_LOSS,
     POST_ADAPTATION_RETURN_MEAN,
+    POST_ADAPTATION_SAMPLING_TIMER,
     PRE_ADAPTATION_RETURN_MEAN,
+    PRE_ADAPTATION_SAMPLING_TIMER,
 )
 from tests.conftest import cli, last_json
 from tests.integration.test_bonus_runs import history
@@ -105,6 +117,60 @@ def test_each_task_is_set_on_the_env_runner_that_samples_it(local_ray):
                 np.testing.assert_array_equal(weights[key], value, err_msg=key)
     finally:
         algo.stop()
+
+
+# Two tasks, one episode of 100 steps each before and after adaptation, on the local EnvRunner's one sub-env.
+TINY = {"meta_batch_size": 2, "pre_adaptation_episodes": 1, "post_adaptation_episodes": 1, "num_epochs": 1}
+TINY_STEPS, TINY_EPISODES = 2 * 2 * 100, 2 * 2
+
+
+@pytest.fixture(scope="module")
+def trained_around_held_out(local_ray):
+    """(first result, held_out_metrics(), second result, the runner's weights after held_out_metrics, the
+    learner's then) of one tiny run: train(), held_out_metrics(), train()."""
+    envs.register_with_ray(POINT_NAV)
+    config = (MAMLConfig().environment(POINT_NAV).debugging(seed=0).training(**TINY)
+              .env_runners(num_env_runners=0, num_envs_per_env_runner=1))
+    algo = config.build_algo()
+    try:
+        first = algo.train()
+        held_out = algo.held_out_metrics()
+        runner_weights, = algo.env_runner_group.foreach_env_runner(lambda r: r.module.get_state())
+        learner_weights = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
+        second = algo.train()
+    finally:
+        algo.stop()
+    return first, held_out, second, runner_weights, learner_weights
+
+
+def test_held_out_sampling_is_not_counted_as_training(trained_around_held_out):
+    first, held_out, second, runner_weights, learner_weights = trained_around_held_out
+    assert set(held_out) == {HELD_OUT + k for k in (PRE_ADAPTATION_RETURN_MEAN, POST_ADAPTATION_RETURN_MEAN,
+                                                    ADAPTATION_GAIN)}
+    assert first[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == TINY_STEPS
+    assert first[ENV_RUNNER_RESULTS][NUM_EPISODES] == TINY_EPISODES
+    # The held-out tasks' 400 steps and 4 episodes between the two iterations count for neither.
+    runners = second[ENV_RUNNER_RESULTS]
+    assert runners[NUM_ENV_STEPS_SAMPLED] == TINY_STEPS and runners[NUM_EPISODES] == TINY_EPISODES
+    assert runners[NUM_ENV_STEPS_SAMPLED_LIFETIME] == 2 * TINY_STEPS
+    assert runners[NUM_EPISODES_LIFETIME] == 2 * TINY_EPISODES
+    # And the EnvRunner acts with the meta-policy again after them (the adapted weights did not stay).
+    for key, value in learner_weights.items():
+        np.testing.assert_array_equal(runner_weights[key], value, err_msg=key)
+
+
+def test_the_sampling_timer_is_each_iterations_total_and_held_out_timers_are_apart(trained_around_held_out):
+    first, _, second, _, _ = trained_around_held_out
+    for result in (first, second):
+        timers = result[TIMERS]
+        # One value an iteration, the sum of the two phases' (EMAs of sums are sums of EMAs).
+        assert timers[ENV_RUNNER_SAMPLING_TIMER] == pytest.approx(
+            timers[PRE_ADAPTATION_SAMPLING_TIMER] + timers[POST_ADAPTATION_SAMPLING_TIMER], rel=1e-2, abs=1e-3)
+        assert timers[ADAPTATION_TIMER] > 0
+    held_out_keys = [HELD_OUT + k for k in (PRE_ADAPTATION_SAMPLING_TIMER, ADAPTATION_TIMER,
+                                            POST_ADAPTATION_SAMPLING_TIMER, ENV_RUNNER_SAMPLING_TIMER)]
+    assert not any(k in first[TIMERS] for k in held_out_keys)
+    assert all(second[TIMERS][k] > 0 for k in held_out_keys)
 
 
 def test_a_plain_env_exits_2_with_one_line_naming_it(tmp_path):
