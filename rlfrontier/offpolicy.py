@@ -599,7 +599,7 @@ class TargetSyncLearner(Learner):
                 rows = slice(i * minibatch_size, (i + 1) * minibatch_size)
                 _, loss_per_module, _ = self._update(
                     {mid: {k: v[rows] for k, v in cols.items()} for mid, cols in columns.items()})
-            counts, self._counts = self._counts, None
+            counts = self._counts
         finally:
             self._counts = None
         for module_id, (updates, target_updates) in counts.items():

@@ -47,7 +47,38 @@ def _checked(task: Any, keys: tuple[str, ...]) -> dict[str, float]:
     return {key: check_finite(f"task[{key!r}]", task[key], positive=True) for key in keys}
 
 
-class RandomCartPoleEnv(TaskEnv, CartPoleEnv):
+class _RandomPhysics(TaskEnv):
+    """What both envs share: per-key ranges, the nominal task, sampling and the redraw at reset.
+
+    A subclass lists its `task_keys` and implements set_task/get_task on the
+    parameters its equations read; it calls `_take_ranges` before gymnasium's
+    constructor and `_remember_nominal` after it.
+    """
+
+    task_keys: tuple[str, ...] = ()
+
+    def _take_ranges(self, ranges: dict[str, tuple[float, float]], resample_on_reset: bool) -> None:
+        self.ranges = {key: check_interval(f"{key}_range", value) for key, value in ranges.items()}
+        self.resample_on_reset = check_flag("resample_on_reset", resample_on_reset)
+
+    def _remember_nominal(self) -> None:
+        self._nominal = self.get_task()
+
+    def nominal_task(self) -> Task:
+        """gymnasium's physics, as its constructor sets it."""
+        return dict(self._nominal)
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        return _sample(self.ranges, n, rng)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        # The start state is drawn first (gymnasium's reset), then the task: neither depends on the other.
+        out = super().reset(seed=seed, options=options)
+        self._resample_task()
+        return out
+
+
+class RandomCartPoleEnv(_RandomPhysics, CartPoleEnv):
     """CartPole with the task's pole length, masses and gravity (module docstring).
 
     Args:
@@ -74,22 +105,10 @@ class RandomCartPoleEnv(TaskEnv, CartPoleEnv):
         resample_on_reset: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        self.ranges = {
-            "length": check_interval("length_range", length_range),
-            "masspole": check_interval("masspole_range", masspole_range),
-            "masscart": check_interval("masscart_range", masscart_range),
-            "gravity": check_interval("gravity_range", gravity_range),
-        }
-        self.resample_on_reset = check_flag("resample_on_reset", resample_on_reset)
+        self._take_ranges({"length": length_range, "masspole": masspole_range, "masscart": masscart_range,
+                           "gravity": gravity_range}, resample_on_reset)
         super().__init__(render_mode=render_mode)
-        self._nominal = self.get_task()
-
-    def nominal_task(self) -> Task:
-        """gymnasium's CartPole physics, as its constructor sets it."""
-        return dict(self._nominal)
-
-    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
-        return _sample(self.ranges, n, rng)
+        self._remember_nominal()
 
     def set_task(self, task: Task) -> None:
         values = _checked(task, self.task_keys)
@@ -102,14 +121,8 @@ class RandomCartPoleEnv(TaskEnv, CartPoleEnv):
     def get_task(self) -> Task:
         return {key: float(getattr(self, key)) for key in self.task_keys}
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        # The start state is drawn first (CartPole's reset), then the task: neither depends on the other.
-        out = super().reset(seed=seed, options=options)
-        self._resample_task()
-        return out
 
-
-class RandomPendulumEnv(TaskEnv, PendulumEnv):
+class RandomPendulumEnv(_RandomPhysics, PendulumEnv):
     """Pendulum with the task's length, mass and gravity (module docstring).
 
     Args:
@@ -136,21 +149,10 @@ class RandomPendulumEnv(TaskEnv, PendulumEnv):
         resample_on_reset: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        self.ranges = {
-            "length": check_interval("length_range", length_range),
-            "mass": check_interval("mass_range", mass_range),
-            "gravity": check_interval("gravity_range", gravity_range),
-        }
-        self.resample_on_reset = check_flag("resample_on_reset", resample_on_reset)
+        self._take_ranges({"length": length_range, "mass": mass_range, "gravity": gravity_range},
+                          resample_on_reset)
         super().__init__(render_mode=render_mode)
-        self._nominal = self.get_task()
-
-    def nominal_task(self) -> Task:
-        """gymnasium's Pendulum physics, as its constructor sets it."""
-        return dict(self._nominal)
-
-    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
-        return _sample(self.ranges, n, rng)
+        self._remember_nominal()
 
     def set_task(self, task: Task) -> None:
         for key, value in _checked(task, self.task_keys).items():
@@ -158,8 +160,3 @@ class RandomPendulumEnv(TaskEnv, PendulumEnv):
 
     def get_task(self) -> Task:
         return {key: float(getattr(self, attribute)) for key, attribute in self._attributes.items()}
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        out = super().reset(seed=seed, options=options)
-        self._resample_task()
-        return out

@@ -92,7 +92,8 @@ def test_boot_dqn_weights_td_errors_and_counts_match_rllibs_loop():
     config = BootDQNConfig().training(num_heads=3, target_update_interval=2, prioritized_replay=True)
     batch = env_transitions(env, MINIBATCH * COUNT, gamma=0.99, seed=4)
     batch[BOOTSTRAP_MASK] = np.random.default_rng(0).random((MINIBATCH * COUNT, 3)) < 0.5
-    _compare(config, env, batch)
+    mine, rllib = _compare(config, env, batch)
+    assert mine[MID]["qf_loss"].peek() == rllib[MID]["qf_loss"].peek()
 
 
 def _plan(learner, batch, minibatch_size, num_total_minibatches=0):
