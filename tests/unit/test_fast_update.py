@@ -83,7 +83,18 @@ def test_soft_q_weights_td_errors_and_counts_match_rllibs_loop():
     env = gym.make("CartPole-v1")
     batch = env_transitions(env, MINIBATCH * COUNT, gamma=0.99, seed=3)
     mine, rllib = _compare(SoftQConfig().training(target_update_interval=4, tau=0.5, prioritized_replay=True), env, batch)
-    assert mine[MID]["qf_loss"].peek() == rllib[MID]["qf_loss"].peek()
+    # Window-1 metrics, which the fast loop logs at its last minibatch only: the same reported values.
+    for key in ("qf_loss", "qf_twin_loss", "q_mean", "policy_entropy", "alpha", "gradients_qf_global_norm"):
+        assert mine[MID][key].peek() == rllib[MID][key].peek(), key
+
+
+def test_learnt_alpha_trains_at_every_minibatch_of_the_fast_loop():
+    """The temperature loss needs the entropy at every step, logged or not."""
+    env = gym.make("CartPole-v1")
+    batch = env_transitions(env, MINIBATCH * COUNT, gamma=0.99, seed=6)
+    mine, rllib = _compare(SoftQConfig().training(learn_alpha=True, alpha_lr=0.1, prioritized_replay=True), env, batch)
+    for key in ("alpha", "alpha_loss", "policy_entropy"):
+        assert mine[MID][key].peek() == rllib[MID][key].peek(), key
 
 
 def test_boot_dqn_weights_td_errors_and_counts_match_rllibs_loop():
@@ -93,7 +104,8 @@ def test_boot_dqn_weights_td_errors_and_counts_match_rllibs_loop():
     batch = env_transitions(env, MINIBATCH * COUNT, gamma=0.99, seed=4)
     batch[BOOTSTRAP_MASK] = np.random.default_rng(0).random((MINIBATCH * COUNT, 3)) < 0.5
     mine, rllib = _compare(config, env, batch)
-    assert mine[MID]["qf_loss"].peek() == rllib[MID]["qf_loss"].peek()
+    for key in ("qf_loss", "q_mean", "head_disagreement", "head_q_std"):
+        assert mine[MID][key].peek() == rllib[MID][key].peek(), key
 
 
 def _plan(learner, batch, minibatch_size, num_total_minibatches=0):

@@ -427,3 +427,22 @@ def test_fused_clipping_leaves_a_nan_gradient_to_rllibs_path(env):
     # RLlib's clip_gradients counts a nan norm as 0 (nan_to_num) and leaves the finite gradients unscaled.
     assert torch.isnan(out[first]).all()
     assert all(torch.equal(g, torch.ones_like(g)) for k, g in out.items() if k is not first)
+
+
+def test_a_nan_gradient_after_finite_steps_is_still_caught_at_apply(env):
+    """postprocess_gradients' finite norms let apply_gradients skip its own check, for that step only."""
+    learner = make_learner(env, grad_clip=10.0, grad_clip_by="global_norm")
+    finite = {pid: torch.ones(p.shape) for pid, p in learner._params.items()}
+    learner.apply_gradients(learner.postprocess_gradients({k: g.clone() for k, g in finite.items()}))
+    assert all(torch.isfinite(p).all() for p in learner._params.values())
+    # A step whose postprocessing was never run, then one with a nan: both checked at apply.
+    for grads in (finite, {**finite, next(iter(finite)): torch.full_like(next(iter(finite.values())), float("nan"))}):
+        learner._finite_modules = frozenset()
+        bad = {k: g.clone() for k, g in grads.items()}
+        learner.apply_gradients(learner.postprocess_gradients(bad))
+        assert all(torch.isfinite(p).all() for p in learner._params.values())  # RLlib's nan_to_num ran
+    # A stale "finite" mark from a step that never reached apply does not cover the next, nan, step.
+    learner.postprocess_gradients({k: g.clone() for k, g in finite.items()})
+    nan_grads = {k: torch.full_like(g, float("nan")) for k, g in finite.items()}
+    learner.apply_gradients(learner.postprocess_gradients(nan_grads))
+    assert all(torch.isfinite(p).all() for p in learner._params.values())

@@ -145,18 +145,19 @@ class BootDQNTorchLearner(BootDQNLearner, TorchLearner):
             weights=batch.get(replay.WEIGHTS),
             huber_delta=config.huber_delta,
         )
-        self.metrics.log_dict(
-            {
-                QF_LOSS: loss.detach(),
-                Q_MEAN: q_taken.detach().mean(),
-                # The ensemble's disagreement, from this loss's own forward pass.
-                HEAD_DISAGREEMENT: losses.head_disagreement(q.detach()),
-                HEAD_Q_STD: losses.head_q_std(q_taken.detach()),
-                MASK_MEAN: masks.float().mean(),
-            },
-            key=module_id,
-            window=1,
-        )
+        if self.metrics_due:  # window-1 metrics: the last step of a learner call reports them
+            self.metrics.log_dict(
+                {
+                    QF_LOSS: loss.detach(),
+                    Q_MEAN: q_taken.detach().mean(),
+                    # The ensemble's disagreement, from this loss's own forward pass.
+                    HEAD_DISAGREEMENT: losses.head_disagreement(q.detach()),
+                    HEAD_Q_STD: losses.head_q_std(q_taken.detach()),
+                    MASK_MEAN: masks.float().mean(),
+                },
+                key=module_id,
+                window=1,
+            )
         if config.prioritized_replay:
             offpolicy.log_priority_inputs(self, module_id, td_error, batch[replay.INDEXES])
         return loss

@@ -100,13 +100,8 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
             metrics[DEMO_LOSS] = head_losses[0]
             metrics[DEMO_FRACTION_SAMPLED] = is_demo.mean()
 
-        entropy = losses.policy_entropy(q=q.detach(), alpha=alpha)
-        metrics |= {
-            QF_LOSS: qf_loss,
-            ALPHA: alpha,
-            ENTROPY: entropy.mean(),
-            Q_MEAN: q_taken.detach().mean(),
-        }
+        log_metrics = self.metrics_due  # window-1 metrics: the last step of a learner call reports them
+        entropy = losses.policy_entropy(q=q.detach(), alpha=alpha) if log_metrics or config.learn_alpha else None
         if config.learn_alpha:
             alpha_loss = losses.temperature_loss(
                 log_alpha=log_alpha,
@@ -115,10 +110,16 @@ class SoftQTorchLearner(SoftQLearner, TorchLearner):
             )
             total = total + alpha_loss
             metrics[ALPHA_LOSS] = alpha_loss
-
-        self.metrics.log_dict(
-            {k: v.detach() for k, v in metrics.items()}, key=module_id, window=1
-        )
+        if log_metrics:
+            metrics |= {
+                QF_LOSS: qf_loss,
+                ALPHA: alpha,
+                ENTROPY: entropy.mean(),
+                Q_MEAN: q_taken.detach().mean(),
+            }
+            self.metrics.log_dict(
+                {k: v.detach() for k, v in metrics.items()}, key=module_id, window=1
+            )
         if config.prioritized_replay:
             offpolicy.log_priority_inputs(self, module_id, td_error, batch[replay.INDEXES])
         return total
