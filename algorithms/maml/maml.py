@@ -133,17 +133,24 @@ def record_task(*, episode, env, env_index: int, **kwargs) -> None:
         pass
 
 
-def _tagged(episodes: list, plan: Sequence[tuple[int, Task]], index: int) -> list[tuple[int, Any]]:
-    """(task id, episode) pairs: each episode's task id from its sub-env's index in `plan`, checked against
-    the task the episode recorded."""
-    out = []
-    for episode in episodes:
-        task_id, task = plan[episode.custom_data[EPISODE_ENV_INDEX]]
-        if episode.custom_data.get(EPISODE_TASK) != task:
-            raise RuntimeError(f"EnvRunner {index}: an episode ran under {episode.custom_data.get(EPISODE_TASK)!r}, "
-                               f"not its planned task {task!r}")
-        out.append((task_id, episode))
-    return out
+def _tagged(episodes: list, plan: Sequence[tuple[int, Task]]) -> list[tuple[int, Any]]:
+    """(task id, episode) pairs: each episode's task id from its sub-env's index in `plan`. Whether the
+    episode really ran under that task (the task it recorded) is checked on the driver (check_recorded_tasks):
+    an exception raised on an EnvRunner would reach the driver as a failed runner, not as this error."""
+    return [(plan[episode.custom_data[EPISODE_ENV_INDEX]][0], episode) for episode in episodes]
+
+
+def check_recorded_tasks(seen: Iterable[tuple[int, int, Any]], planned: Mapping[int, Task]) -> None:
+    """RuntimeError naming the first episode whose recorded task is not the one planned for its task id.
+
+    Args:
+        seen: (EnvRunner index, task id, the task the episode recorded) per episode.
+        planned: {task id: the task it was planned to run}.
+    """
+    for index, task_id, recorded in seen:
+        if recorded != planned[task_id]:
+            raise RuntimeError(f"EnvRunner {index}: an episode of task {task_id} ran under {recorded!r}, "
+                               f"not its planned task {planned[task_id]!r}")
 
 
 def _first_per_task(tagged: list[tuple[int, Any]], count: int) -> list[tuple[int, Any]]:
@@ -192,7 +199,7 @@ def sample_pre_adaptation(jobs: Mapping[int, Sequence[tuple[int, Task]]], episod
         meta_tasks.set_env_tasks(runner.env, [task for _, task in plan])
         # Fresh resets (num_episodes always resets): no episode straddles two tasks.
         episodes = runner.sample(num_episodes=n * episodes_per_task, explore=True, force_reset=True)
-        out += _first_per_task(_tagged(episodes, plan, index), episodes_per_task)
+        out += _first_per_task(_tagged(episodes, plan), episodes_per_task)
     return index, out, runner.get_metrics()
 
 
@@ -213,8 +220,7 @@ def sample_post_adaptation(jobs: Mapping[int, Sequence[tuple[int, Task, dict]]],
             runner.module.set_state(weights)
             plan = [(task_id, task)] * runner.num_envs
             meta_tasks.set_env_tasks(runner.env, [task] * runner.num_envs)
-            out += _tagged(runner.sample(num_episodes=episodes_per_task, explore=True, force_reset=True),
-                           plan, index)
+            out += _tagged(runner.sample(num_episodes=episodes_per_task, explore=True, force_reset=True), plan)
     finally:
         runner.module.set_state(meta_weights)
     return index, out, runner.get_metrics()
@@ -423,6 +429,7 @@ class MAML(Algorithm):
         if metrics and metrics_key is not None:
             self.metrics.aggregate(metrics, key=metrics_key)
         self.last_episode_runners[phase] = seen
+        check_recorded_tasks(seen, {job[0]: job[1] for index in answered for job in jobs.get(index, ())})
         check_episodes_per_task(by_task, [job[0] for index in answered for job in jobs.get(index, ())],
                                 episodes_per_task, phase=phase)
         return by_task

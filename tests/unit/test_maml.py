@@ -27,6 +27,7 @@ from rlfrontier.algorithms.maml.maml import (
     TASK_INDEX,
     assign_tasks,
     check_episodes_per_task,
+    check_recorded_tasks,
     held_out_tasks,
     make_task_env,
     record_task,
@@ -353,6 +354,15 @@ def test_tasks_are_shared_out_in_contiguous_near_even_blocks():
 
 
 # Sampling: episode counts, the meta-weights' restore ------------------------------------------------------
+def test_an_episode_under_another_task_than_planned_is_an_error_on_the_driver():
+    a, b = {"goal": [0.1, 0.2]}, {"goal": [-0.3, 0.4]}
+    check_recorded_tasks([(1, 0, a), (2, 1, b)], {0: a, 1: b})
+    with pytest.raises(RuntimeError, match=r"^EnvRunner 2: an episode of task 1 ran under .*0\.1.*not its planned task .*-0\.3"):
+        check_recorded_tasks([(1, 0, a), (2, 1, dict(a))], {0: a, 1: b})
+    with pytest.raises(RuntimeError, match="ran under None"):  # an episode that recorded no task
+        check_recorded_tasks([(1, 0, None)], {0: a})
+
+
 def test_a_task_short_of_its_episodes_is_an_error_naming_it():
     check_episodes_per_task({0: ["e", "e"], 1: ["e", "e", "e"]}, [0, 1], 2, phase="pre")  # more is fine
     check_episodes_per_task({0: ["e", "e"]}, [0], 2, phase="pre")  # tasks of runners that did not answer: unchecked
