@@ -35,6 +35,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from ray.tune import Callback  # noqa: E402
 
 from rlfrontier import trainable as T  # noqa: E402
+from rlfrontier.meta_test import plot_meta_test  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -342,6 +343,12 @@ class MLflowTracking(Callback):
             png = tmp / "learning_curve.png"
             if record.curve and plot_curve(record.curve, png, title=self.run_name(trial)):
                 files.append(png)
+            # A meta-RL run's last meta-test (rlfrontier.meta_test): return against the amount of adaptation.
+            meta_png = tmp / "meta_test.png"
+            hook_metrics = (record.last_result or {}).get("metrics")  # registry.EVALUATION_METRICS
+            if isinstance(hook_metrics, dict) and plot_meta_test(
+                    hook_metrics, meta_png, title=f"meta-test: {self.run_name(trial)}"):
+                files.append(meta_png)
             for path in files:
                 self._call(f"artifact {path.name}", lambda p=path: self.client.log_artifact(record.run_id, str(p)))
         for path, artifact in ((checkpoint, CHECKPOINT_ARTIFACT), (best, BEST_CHECKPOINT_ARTIFACT)):

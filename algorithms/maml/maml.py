@@ -58,7 +58,10 @@ run from a stream seeded by the config's `held_out_seed` (not the run's
 seed: every trial of a sweep is ranked on the same tasks), without the
 meta-step; it reports held_out_pre_adaptation_return_mean,
 held_out_post_adaptation_return_mean and held_out_adaptation_gain under the
-result's "metrics". Its sampling is not training: the EnvRunners' metrics of
+result's "metrics", and the shared meta-test's form of them (rlfrontier.meta_test:
+held_out_return_k0 and held_out_return_k{inner_steps}, the oracle's and the
+task-blind policy's returns on the same tasks, and held_out_gap_closed, the
+share of the gap to the oracle that adaptation closes). Its sampling is not training: the EnvRunners' metrics of
 it are drained and dropped (no env steps, episodes or returns of it in
 env_runners/), and its timers have keys of their own (held_out_...). RLlib's
 own evaluation (eval_return_mean) runs the unadapted meta-policy, greedily,
@@ -92,7 +95,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rlfrontier import envs, meta_tasks, seeding
+from rlfrontier import envs, meta_test, meta_tasks, seeding
 from rlfrontier.algorithms.maml import baseline
 from rlfrontier.envs.tasks import Task
 from rlfrontier.validation import BadInput, check_choice, check_range
@@ -400,6 +403,16 @@ class MAML(Algorithm):
         self.last_assignment: dict[int, list[int]] = {}
         self.last_tasks: list[Task] = []
         self.last_episode_runners: dict[str, list[tuple[int, int, Task]]] = {}
+        self._references: dict[str, float] | None = None  # the meta-test's, computed at its first call
+
+    def reference_metrics(self) -> dict[str, float]:
+        """The oracle's and the task-blind policy's mean returns on the held-out tasks (rlfrontier.meta_test),
+        `post_adaptation_episodes` episodes a task, rolled out once per run on the driver's copy of the env."""
+        if self._references is None:
+            self._references = meta_test.reference_metrics(
+                self._task_env, self._held_out_tasks, episodes=self.config.post_adaptation_episodes,
+                seed=self.config.held_out_seed)
+        return self._references
 
     def cleanup(self) -> None:
         self._task_env.close()
@@ -515,7 +528,12 @@ class MAML(Algorithm):
         pre, post, _ = self.adapt_and_sample(self._held_out_tasks, phase=HELD_OUT, metrics_key=None)
         if not pre:
             return {}
-        return {HELD_OUT + k: v for k, v in adaptation_returns(pre, post).items()}
+        returns = adaptation_returns(pre, post)
+        # The shared meta-test's form (k = inner steps), with the references and the share of the gap closed.
+        shared = meta_test.adaptation_metrics(
+            {0: returns[PRE_ADAPTATION_RETURN_MEAN], self.config.inner_steps: returns[POST_ADAPTATION_RETURN_MEAN]},
+            self.reference_metrics())
+        return {**{HELD_OUT + k: v for k, v in returns.items()}, **shared}
 
 
 def adaptation_returns(pre: Sequence[Sequence[Any]], post: Sequence[Sequence[Any]]) -> dict[str, float]:

@@ -75,6 +75,15 @@ class BanditEnv(TaskEnv, gym.Env):
     def get_task(self) -> Task:
         return {"means": [float(m) for m in self._means]}
 
+    # Meta-test references (TaskEnv) -------------------------------------------------
+    def oracle_action(self, observation: np.ndarray) -> int:
+        """The best arm (zero pseudo-regret)."""
+        return int(np.argmax(self._means))
+
+    def task_blind_action(self, observation: np.ndarray) -> int:
+        """Arm 0 always: any policy blind to the rewards earns 0.5 a pull in expectation over tasks."""
+        return 0
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._resample_task()

@@ -118,6 +118,17 @@ class PointNavEnv(TaskEnv, gym.Env):
     def _reward(self, distance: float) -> tuple[float, dict[str, float]]:
         return -distance, {"distance": distance}
 
+    # Meta-test references (TaskEnv) -------------------------------------------------
+    def oracle_action(self, observation: np.ndarray) -> np.ndarray:
+        """Straight at the goal, as far as the clip allows per axis (then stay on it)."""
+        return np.clip(self._goal - np.asarray(observation, np.float64), -MAX_STEP, MAX_STEP).astype(np.float32)
+
+    def task_blind_action(self, observation: np.ndarray) -> np.ndarray:
+        """Stay at the start, the origin: it minimises the expected distance to a goal uniform in the square
+        (the centre of a centrally symmetric distribution is its geometric median), and a policy that sees
+        only its own position gains nothing from moving."""
+        return np.zeros(2, np.float32)
+
     def _distance(self) -> float:
         return float(np.linalg.norm(self._position - self._goal))
 
@@ -152,3 +163,9 @@ class SparsePointNavEnv(PointNavEnv):
 
     def _reward(self, distance: float) -> tuple[float, dict[str, float]]:
         return float(distance <= self.goal_radius), {"distance": distance, "dense_reward": -distance}
+
+    def task_blind_action(self, observation: np.ndarray) -> np.ndarray:
+        """Head for the middle of the half-circle, (0, 1), and stay: rewarded only when the goal lies within
+        goal_radius of it."""
+        target = np.array(self.default_goal)
+        return np.clip(target - np.asarray(observation, np.float64), -MAX_STEP, MAX_STEP).astype(np.float32)

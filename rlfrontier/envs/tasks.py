@@ -59,6 +59,16 @@ class TaskEnv:
     def get_task(self) -> Task:
         raise NotImplementedError
 
+    # Reference policies of the meta-test (rlfrontier.meta_test); an env without them has no such reference.
+    def oracle_action(self, observation: np.ndarray) -> Any:
+        """The action of a hand-coded policy that knows the current task: the upper reference of adaptation."""
+        raise NotImplementedError(f"{type(self).__name__} has no oracle policy")
+
+    def task_blind_action(self, observation: np.ndarray) -> Any:
+        """The action of a good hand-coded policy that does NOT know the task (the same for every task): what a
+        policy that cannot adapt can do at best, or near it."""
+        raise NotImplementedError(f"{type(self).__name__} has no task-blind policy")
+
     @property
     def task(self) -> Task:
         return self.get_task()

@@ -18,7 +18,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rlfrontier import envs, meta_tasks
+from rlfrontier import envs, meta_tasks, meta_test
 from rlfrontier.algorithms.maml import MAMLConfig
 from rlfrontier.algorithms.maml.maml import (
     ADAPTATION_GAIN,
@@ -63,6 +63,14 @@ def test_train_finishes_and_logs_the_adaptation_metrics(tmp_path):
     assert held_out[ADAPTATION_GAIN] == pytest.approx(held_out[POST_ADAPTATION_RETURN_MEAN]
                                                       - held_out[PRE_ADAPTATION_RETURN_MEAN])
     assert all(RETURN_FLOOR < v < 0 for k, v in held_out.items() if k != ADAPTATION_GAIN)
+    # The shared meta-test's form: k = 0 and k = 1 inner step, the references on the same tasks, the gap closed.
+    assert metrics[meta_test.RETURN_K.format(0)] == held_out[PRE_ADAPTATION_RETURN_MEAN]
+    assert metrics[meta_test.RETURN_K.format(1)] == held_out[POST_ADAPTATION_RETURN_MEAN]
+    oracle, blind = metrics[meta_test.ORACLE_RETURN_MEAN], metrics[meta_test.TASK_BLIND_RETURN_MEAN]
+    assert RETURN_FLOOR < blind < oracle < 0
+    assert metrics[meta_test.GAP_CLOSED] == pytest.approx(
+        (held_out[POST_ADAPTATION_RETURN_MEAN] - held_out[PRE_ADAPTATION_RETURN_MEAN])
+        / (oracle - held_out[PRE_ADAPTATION_RETURN_MEAN]))
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = summary["mlflow_run_id"]
@@ -77,6 +85,8 @@ def test_train_finishes_and_logs_the_adaptation_metrics(tmp_path):
     # Every post-adaptation episode came from its task's adapted policy.
     assert max(logged[ADAPTED_LOGP_MISMATCH].values()) < LOGP_TOLERANCE
     assert len(history(client, run_id, f"metrics/{HELD_OUT}{ADAPTATION_GAIN}")) == 1
+    assert len(history(client, run_id, f"metrics/{meta_test.GAP_CLOSED}")) == 1
+    assert "meta_test.png" in {a.path for a in client.list_artifacts(run_id)}
     # The checkpoint's meta-policy plays through the ordinary evaluate path (the env's default task).
     played = cli("evaluate", summary["checkpoint"], "--episodes", "2", "--json", cwd=tmp_path)
     assert played.returncode == 0, played.stderr[-2000:]
@@ -146,7 +156,9 @@ def trained_around_held_out(local_ray):
 def test_held_out_sampling_is_not_counted_as_training(trained_around_held_out):
     first, held_out, second, runner_weights, learner_weights = trained_around_held_out
     assert set(held_out) == {HELD_OUT + k for k in (PRE_ADAPTATION_RETURN_MEAN, POST_ADAPTATION_RETURN_MEAN,
-                                                    ADAPTATION_GAIN)}
+                                                    ADAPTATION_GAIN)} | {
+        meta_test.RETURN_K.format(0), meta_test.RETURN_K.format(1), meta_test.ORACLE_RETURN_MEAN,
+        meta_test.TASK_BLIND_RETURN_MEAN, meta_test.GAP_CLOSED}
     assert first[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == TINY_STEPS
     assert first[ENV_RUNNER_RESULTS][NUM_EPISODES] == TINY_EPISODES
     # The held-out tasks' 400 steps and 4 episodes between the two iterations count for neither.
