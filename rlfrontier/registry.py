@@ -136,6 +136,16 @@ def _maml_held_out(algo: Any) -> dict[str, float]:
     return algo.held_out_metrics()
 
 
+def _rl2() -> AlgorithmConfig:
+    from rlfrontier.algorithms.rl2 import RL2Config
+
+    return RL2Config()
+
+
+def _rl2_held_out(algo: Any) -> dict[str, float]:
+    return algo.held_out_metrics()
+
+
 def _dqn() -> AlgorithmConfig:
     from ray.rllib.algorithms.dqn import DQNConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -271,6 +281,17 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             needs=(TASK_DISTRIBUTION,),
             primary_metric=f"{EVALUATION_METRICS}/held_out_post_adaptation_return_mean",
             evaluation_hook=_maml_held_out,
+        ),
+        AlgoSpec(
+            "rl2",
+            "RL² (Duan et al. 2016) on a task distribution: an LSTM policy trained with PPO over trials of one task",
+            "rlfrontier",
+            ("Discrete", "Box"),
+            _rl2,
+            ("policy_loss", "vf_loss", "entropy", "mean_kl_loss"),
+            needs=(TASK_DISTRIBUTION,),
+            primary_metric=f"{EVALUATION_METRICS}/held_out_trial_return_mean",
+            evaluation_hook=_rl2_held_out,
         ),
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),
         AlgoSpec("sac", "RLlib SAC (baseline)", "rllib", ("Box", "Discrete"), _sac),
