@@ -9,6 +9,7 @@ part is a search of one trial: FIFO, no searcher, and a seed drawn up front
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -49,8 +50,19 @@ class Prepared:
         return f"{self.storage.rstrip('/')}/{self.name}"
 
 
+def same_env(meta: dict[str, Any], *, env: str, env_config: dict[str, Any] | None) -> bool:
+    """Whether a checkpoint's meta names this env with this env_config (as given; JSON-equal): a run to
+    continue. The same env id with other settings (another physics, another DeepSea size) is another
+    env: the checkpoint's weights fine-tune on it, its optimiser state and counters do not come along."""
+    def canonical(value: Any) -> str:
+        return json.dumps(value or {}, sort_keys=True, default=str)
+
+    return meta.get("env") == env and canonical(meta.get("env_config")) == canonical(env_config)
+
+
 def _restore_mode(spec: RunSpec, obs_space, act_space) -> bool:
-    """True: weights only (fine-tuning on another env, or from another algorithm's run); False: full resume.
+    """True: weights only (fine-tuning on another env: another id or other env_config (same_env), or from
+    another algorithm's run); False: full resume.
 
     Another algorithm's checkpoint (bc's) gives only its module, and only to
     the algorithm that module was built for (meta `module_of`, else `algo`):
@@ -67,7 +79,7 @@ def _restore_mode(spec: RunSpec, obs_space, act_space) -> bool:
         if built_for != spec.algo:
             raise spec.bad(("restore",), f"holds a {meta.get('algo')} run's module built for {built_for}, "
                                          f"not for {spec.algo}: restore it into {built_for}", value=spec.restore)
-    elif meta.get("env") == spec.env:
+    elif same_env(meta, env=spec.env, env_config=spec.env_config):
         return False
     if meta.get("observation_space") != repr(obs_space) or meta.get("action_space") != repr(act_space):
         raise spec.bad(
