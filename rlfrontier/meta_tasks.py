@@ -90,6 +90,21 @@ def set_env_tasks(vector_env: gym.vector.VectorEnv, tasks: Sequence[Task]) -> No
         raise
 
 
+def set_reset_seed(runner: Any, seed: int | None) -> None:
+    """The seed of `runner`'s next full reset (sub-env i gets seed + i); None leaves the runner's own.
+
+    RLlib 2.60's SingleAgentEnvRunner resets its vector env with the same
+    seed (its private `_seed`, from the config's seed and the worker index)
+    at the start of EVERY `sample(num_episodes=...)` call: a loop of such
+    calls on one runner replays the same start states and, for a stochastic
+    env (Bandit-v0's rewards, RandomCartPole's start states), the same
+    random draws, call after call. Meta-RL's per-task sampling is such a
+    loop, so it gives each call a seed of its own through this.
+    """
+    if seed is not None:
+        runner._seed = int(seed)
+
+
 def _runner_layout(runner: Any) -> tuple[int, int | None]:
     """(worker index, number of sub-envs or None for a runner without envs) of one EnvRunner."""
     env = getattr(runner, "env", None)

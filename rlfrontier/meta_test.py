@@ -10,8 +10,11 @@ episodes of context for PEARL and RL². It reports them as
 - the oracle: a hand-coded policy that knows the task (`TaskEnv.oracle_action`),
   i.e. what perfect adaptation would reach;
 - task-blind: a good hand-coded policy that does not know it and so cannot
-  adapt (`TaskEnv.task_blind_action`): a multi-task policy can do no better
-  (PointNav: stay at the origin, the best such policy; Bandit: any fixed arm);
+  adapt (`TaskEnv.task_blind_action`). On PointNav it is the best such
+  policy (stay at the origin), so no multi-task policy does better; on
+  Bandit any policy blind to the rewards earns the same in expectation (it
+  pulls arm 0); on SparsePointNav it is the best fixed target point found
+  by a grid search, not a proven optimum;
 
 and from them `held_out_gap_closed`, the share of the gap between no
 adaptation and the oracle that the most adaptation measured closes (MAML's

@@ -124,6 +124,7 @@ HELD_OUT = "held_out_"
 # The purposes of the task samplers' random streams (rlfrontier.seeding); the iteration indexes the training one.
 META_TASKS = "meta_tasks"
 HELD_OUT_TASKS = "held_out_tasks"
+MAML_SAMPLING = "maml_sampling_"  # + the phase: the EnvRunners' reset seeds
 
 
 # The EnvRunners' side ---------------------------------------------------------------------------
@@ -186,10 +187,17 @@ def check_episodes_per_task(by_task: Mapping[int, Sequence[Any]], task_ids: Iter
                            "sub-env and episodes of varying length a task can fall short")
 
 
+def _call_seed(seed: int | None, runner_index: int, call: int) -> int | None:
+    """The reset seed of one sample() call of one EnvRunner (see meta_tasks.set_reset_seed): distinct per runner
+    and call, with room for 1,000 sub-envs a call."""
+    return None if seed is None else (seed + 1_000_000 * runner_index + 1_000 * call) % 2**32
+
+
 def sample_pre_adaptation(jobs: Mapping[int, Sequence[tuple[int, Task]]], episodes_per_task: int,
-                          runner) -> tuple[int, list, Any]:
+                          runner, seed: int | None = None) -> tuple[int, list, Any]:
     """On an EnvRunner: its tasks (jobs[its worker index]) one per sub-env, `episodes_per_task` episodes each
-    with its current weights. Returns (worker index, [(task id, episode)], its metrics) (no envs: empty)."""
+    with its current weights. Returns (worker index, [(task id, episode)], its metrics) (no envs: empty).
+    `seed` (from the driver, per phase and iteration) seeds each sample() call's resets; None: RLlib's own."""
     index = int(runner.worker_index or 0)
     mine = list(jobs.get(index, ()))
     if getattr(runner, "env", None) is None or not mine:
@@ -200,6 +208,7 @@ def sample_pre_adaptation(jobs: Mapping[int, Sequence[tuple[int, Task]]], episod
         chunk = mine[start:start + n]
         plan = [chunk[i % len(chunk)] for i in range(n)]
         meta_tasks.set_env_tasks(runner.env, [task for _, task in plan])
+        meta_tasks.set_reset_seed(runner, _call_seed(seed, index, start))
         # Fresh resets (num_episodes always resets): no episode straddles two tasks.
         episodes = runner.sample(num_episodes=n * episodes_per_task, explore=True, force_reset=True)
         out += _first_per_task(_tagged(episodes, plan), episodes_per_task)
@@ -207,7 +216,7 @@ def sample_pre_adaptation(jobs: Mapping[int, Sequence[tuple[int, Task]]], episod
 
 
 def sample_post_adaptation(jobs: Mapping[int, Sequence[tuple[int, Task, dict]]], episodes_per_task: int,
-                           runner) -> tuple[int, list, Any]:
+                           runner, seed: int | None = None) -> tuple[int, list, Any]:
     """On an EnvRunner: for each of its (task id, task, adapted module state), that state and that task on every
     sub-env, `episodes_per_task` episodes; then the meta-policy's weights again. Returns as sample_pre_adaptation."""
     index = int(runner.worker_index or 0)
@@ -219,10 +228,11 @@ def sample_post_adaptation(jobs: Mapping[int, Sequence[tuple[int, Task, dict]]],
     meta_weights = {k: np.array(v, copy=True) for k, v in runner.module.get_state().items()}
     out = []
     try:
-        for task_id, task, weights in mine:
+        for call, (task_id, task, weights) in enumerate(mine):
             runner.module.set_state(weights)
             plan = [(task_id, task)] * runner.num_envs
             meta_tasks.set_env_tasks(runner.env, [task] * runner.num_envs)
+            meta_tasks.set_reset_seed(runner, _call_seed(seed, index, call))
             out += _tagged(runner.sample(num_episodes=episodes_per_task, explore=True, force_reset=True), plan)
     finally:
         runner.module.set_state(meta_weights)
@@ -427,7 +437,11 @@ class MAML(Algorithm):
         of every EnvRunner that answered (check_episodes_per_task). The runners' metrics (get_metrics, which
         drains them) are aggregated under `metrics_key` (ENV_RUNNER_RESULTS: counted as training, as RLlib's
         own sampling) or, with None, dropped."""
-        results = self.env_runner_group.foreach_env_runner(functools.partial(fn, jobs, episodes_per_task))
+        # Each call's resets seeded apart (meta_tasks.set_reset_seed), per phase and iteration: held-out
+        # phases alike at every evaluation, training ones new every iteration.
+        seed = seeding.derive_seed(self.config.seed, MAML_SAMPLING + phase,
+                                   0 if phase.startswith(HELD_OUT) else self.iteration + 1)
+        results = self.env_runner_group.foreach_env_runner(functools.partial(fn, jobs, episodes_per_task, seed=seed))
         by_task: dict[int, list] = {}
         seen = []
         metrics = []

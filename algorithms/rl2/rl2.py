@@ -349,10 +349,13 @@ class RL2(PPO):
         played: dict[str, list] = {k: [] for k in keys}
         # Each round resets every sub-env and keeps the trial each started then: with trials of one length
         # (every current task env) a round gives one trial per task.
-        for _ in range(4 * cfg.held_out_trials):
+        for round_ in range(4 * cfg.held_out_trials):
             short = [k for k in keys if len(played[k]) < cfg.held_out_trials]
             if not short:
                 break
+            # A seed of its own per round (the same at every evaluation): RLlib would reseed every round
+            # alike and replay the same reward draws, so greedy trials of a task would be copies.
+            meta_tasks.set_reset_seed(runner, seeding.derive_seed(cfg.held_out_seed, HELD_OUT_SAMPLING, round_ + 1))
             episodes = runner.sample(num_episodes=len(keys), explore=mode, force_reset=True)
             for key, episode in first_trials_per_task(episodes, short).items():
                 played[key].append(episode)

@@ -81,7 +81,8 @@ class BanditEnv(TaskEnv, gym.Env):
         return int(np.argmax(self._means))
 
     def task_blind_action(self, observation: np.ndarray) -> int:
-        """Arm 0 always: any policy blind to the rewards earns 0.5 a pull in expectation over tasks."""
+        """Arm 0 always: any policy blind to the rewards earns 0.5 a pull in expectation over tasks (on a given
+        set of tasks, arm 0's mean over them, e.g. 0.525 on maml's and rl2's 100 held-out tasks of seed 0)."""
         return 0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:

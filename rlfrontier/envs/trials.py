@@ -122,10 +122,14 @@ class TrialEnv(gym.Wrapper):
 
     # Stepping ----------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: Mapping[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        obs, info = self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=seed, options=options)  # seeds np_random, which draws the task
         base = self.env.unwrapped
         task = self._fixed_task if self._fixed_task is not None else base.sample_tasks(1, base.np_random)[0]
-        base.set_task(task)
+        if task != base.get_task():
+            base.set_task(task)
+            # The trial's first episode starts under its task (an env's start state or reset info may depend
+            # on it: PointNav's info["distance"]); the stream seeded above goes on.
+            obs, info = self.env.reset(options=options)
         self._episode, self._over = 0, False
         return self._observe(obs, None, 0.0, False), {**info, TRIAL_TASK: base.get_task(), TRIAL_EPISODE: 0}
 

@@ -84,6 +84,10 @@ def test_remote_env_runners_play_trials_and_the_held_out_runner_plays_every_task
         assert len(trials) == 3 * 2 and all(len(t) == 8 for t in trials)
         played = [t.get_infos()[0]["trial_task"] for t in trials]
         assert played == [task for task in algo._held_out_tasks for _ in range(2)]
+        # Each round of held-out trials has reset seeds of its own: a task's greedy trials are not copies of one
+        # another (RLlib reseeds every sample(num_episodes) call alike; 8 pulls a trial, 3 tasks).
+        greedy = algo.play_held_out_trials(explore=False)
+        assert any(tuple(greedy[2 * i].get_rewards()) != tuple(greedy[2 * i + 1].get_rewards()) for i in range(3))
         metrics = algo.held_out_metrics()
         assert {"held_out_return_k0", "held_out_return_k1", "held_out_greedy_return_k1",
                 REGRET_RATIO_VS_THOMPSON} <= set(metrics)

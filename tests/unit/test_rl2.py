@@ -107,6 +107,14 @@ def test_the_task_stays_fixed_within_a_trial_and_is_drawn_anew_for_each_trial():
     assert json.dumps(again.reset(seed=7)[1][TRIAL_TASK]) == seen[0]
 
 
+def test_a_trial_starts_under_its_own_task():
+    """The reset info of a trial's first episode is its task's (PointNav: the distance to the trial's goal)."""
+    env = TrialEnv(PointNavEnv(horizon=3), episodes_per_trial=2)
+    for trial in range(3):
+        _, info = env.reset(seed=11 if trial == 0 else None)
+        assert info["distance"] == pytest.approx(float(np.linalg.norm(info[TRIAL_TASK]["goal"])))
+
+
 def test_a_fixed_task_holds_for_every_trial_until_cleared():
     env = bandit_trials()
     task = {"means": [0.1, 0.2, 0.3, 0.4, 0.5]}

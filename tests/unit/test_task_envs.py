@@ -539,3 +539,39 @@ def test_tasks_reach_the_envs_of_a_real_env_runner(monkeypatch):
         assert ray.is_initialized() == ray_was_up
     finally:
         runner.stop()
+
+
+def test_set_reset_seed_gives_each_sample_call_its_own_draws(monkeypatch):
+    """RLlib's EnvRunner reseeds every sample(num_episodes=...) call alike; set_reset_seed gives calls their own."""
+    import ray
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("this unit test must not start Ray")
+
+    monkeypatch.setattr(ray, "init", no_ray)
+    env_id = "rlfrontier/Bandit-v0"
+    register_with_ray(env_id)
+    config = (PPOConfig().environment(env_id, env_config={"arms": 2, "pulls": 40})
+              .env_runners(num_env_runners=0, num_envs_per_env_runner=2).debugging(seed=0))
+    runner = SingleAgentEnvRunner(config=config, worker_index=0, num_workers=0)
+    try:
+        # Both arms pay with probability 0.5, so an episode's rewards are its env's reward draws only.
+        meta_tasks.set_env_tasks(runner.env, [{"means": [0.5, 0.5]}] * 2)
+
+        def draws():
+            episodes = runner.sample(num_episodes=2, explore=True, force_reset=True)
+            return sorted(tuple(e.get_rewards()) for e in episodes)
+
+        assert draws() == draws(), "RLlib's own behaviour: the same seed at every call, the same draws"
+        meta_tasks.set_reset_seed(runner, 123)
+        first = draws()
+        meta_tasks.set_reset_seed(runner, 124)
+        assert draws() != first
+        meta_tasks.set_reset_seed(runner, 123)
+        assert draws() == first, "a seed gives the same draws again"
+        meta_tasks.set_reset_seed(runner, None)  # leaves the runner's seed
+        assert draws() == first
+    finally:
+        runner.stop()
