@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--env", help="another env with the same spaces (default: the checkpoint's)")
+    p.add_argument("--env-config", nargs="*", default=[], metavar="K=V",
+                   help="the env's settings instead of the checkpoint's (e.g. held-out physics); same spaces")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--explore", action="store_true", help="sample the exploration policy instead")
     _add_common(p)
@@ -386,7 +388,8 @@ def cmd_evaluate(args) -> int:
     from rlfrontier import evaluation
 
     out = evaluation.evaluate(
-        args.checkpoint, episodes=args.episodes, env=args.env, seed=args.seed, explore=args.explore
+        args.checkpoint, episodes=args.episodes, env=args.env, seed=args.seed, explore=args.explore,
+        env_config=spec.parse_assignments(args.env_config, flag="--env-config") or None,
     )
     print(
         f"{out['episodes']} episodes of {out['env']}: return {out['return_mean']:.1f} "

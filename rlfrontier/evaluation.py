@@ -63,7 +63,8 @@ def _checked(checkpoint: str | Path) -> tuple[Path, dict[str, Any], Path]:
     return path, meta, module_dir
 
 
-def build_env_runner(checkpoint: str | Path, *, num_envs: int = 1, env: str | None = None, seed: int = 0):
+def build_env_runner(checkpoint: str | Path, *, num_envs: int = 1, env: str | None = None, seed: int = 0,
+                     env_config: dict[str, Any] | None = None):
     """An EnvRunner in this process that acts as the checkpoint's EnvRunners did.
 
     Args:
@@ -73,6 +74,9 @@ def build_env_runner(checkpoint: str | Path, *, num_envs: int = 1, env: str | No
             None: the checkpoint's env and env_config (the run's DeepSea
             mapping included).
         seed: the envs' reset seeds and the EnvRunner's random streams.
+        env_config: settings of the env instead of the checkpoint's (or
+            of `env`'s defaults), e.g. held-out physics of a RandomCartPole;
+            the spaces must stay the checkpoint's.
 
     Returns:
         (runner, meta): a SingleAgentEnvRunner (or the config's subclass) and
@@ -81,10 +85,15 @@ def build_env_runner(checkpoint: str | Path, *, num_envs: int = 1, env: str | No
     path, meta, module_dir = _checked(checkpoint)
     config = checkpoint_config(path).copy(copy_frozen=False)
     env_id = env or meta["env"]
-    env_config = dict(config.env_config) if env is None else {}
+    other = env is not None or env_config is not None  # not the checkpoint's own env: check its spaces
+    if env_config is not None:
+        env_config = dict(env_config)
+    else:
+        env_config = dict(config.env_config) if env is None else {}
     obs_space, act_space = envs.check_env(env_id, env_config)  # registers the project's envs with gymnasium
-    if env is not None and (repr(obs_space) != meta["observation_space"] or repr(act_space) != meta["action_space"]):
-        raise BadInput(f"--env {env_id!r}: its spaces differ from the checkpoint's ({meta['observation_space']}, {meta['action_space']})")
+    if other and (repr(obs_space) != meta["observation_space"] or repr(act_space) != meta["action_space"]):
+        what = f"--env {env_id!r}" if env is not None else f"--env-config {env_config!r}"
+        raise BadInput(f"{what}: its spaces differ from the checkpoint's ({meta['observation_space']}, {meta['action_space']})")
     config.environment(env_id, env_config=env_config)
     config.env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs, num_gpus_per_env_runner=0)
     config.debugging(seed=seed)
@@ -164,10 +173,11 @@ def greedy_return_mean(
 
 
 def run_episodes(checkpoint: str | Path, *, episodes: int, env: str | None = None, seed: int = 0,
-                 explore: bool = False) -> tuple[list, dict[str, Any]]:
+                 explore: bool = False, env_config: dict[str, Any] | None = None) -> tuple[list, dict[str, Any]]:
     """(the finished episodes, the checkpoint's meta): `episodes` SingleAgentEpisodes, in the order they ended."""
     check_range("--episodes", episodes, 1, None, integer=True)
-    runner, meta = build_env_runner(checkpoint, num_envs=min(episodes, MAX_ENVS), env=env, seed=seed)
+    runner, meta = build_env_runner(checkpoint, num_envs=min(episodes, MAX_ENVS), env=env, seed=seed,
+                                     env_config=env_config)
     try:
         done = runner.sample(num_episodes=episodes, explore=explore)
     finally:
@@ -182,8 +192,10 @@ def evaluate(
     env: str | None = None,
     seed: int = 0,
     explore: bool = False,
+    env_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    done, meta = run_episodes(checkpoint, episodes=episodes, env=env, seed=seed, explore=explore)
+    done, meta = run_episodes(checkpoint, episodes=episodes, env=env, seed=seed, explore=explore,
+                              env_config=env_config)
     returns = [float(e.get_return()) for e in done]
     lengths = [len(e) for e in done]
     r = np.asarray(returns)
@@ -191,6 +203,7 @@ def evaluate(
         "checkpoint": str(Path(checkpoint).resolve()),
         "algo": meta.get("algo"),
         "env": env or meta["env"],
+        **({"env_config": env_config} if env_config is not None else {}),
         "episodes": episodes,
         "seed": seed,
         "explore": explore,

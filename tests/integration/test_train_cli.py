@@ -107,6 +107,25 @@ def test_evaluate_is_deterministic_for_a_seed(trained):
     assert again["returns"] == out["returns"], "same seed, same greedy policy: same returns"
 
 
+def test_evaluate_plays_the_checkpoint_on_set_env_settings(trained):
+    cwd, summary, _ = trained
+    args = ("evaluate", summary["checkpoint"], "--episodes", "5", "--json")
+    base = last_json(cli(*args, cwd=cwd).stdout)
+    # RandomCartPole with no task set is CartPole-v1 step for step: the same greedy returns.
+    nominal = last_json(cli(*args, "--env", "rlfrontier/RandomCartPole-v0", cwd=cwd).stdout)
+    assert nominal["returns"] == base["returns"] and "env_config" not in nominal
+    # Pinned held-out physics (a pole three times as long): another env, the same spaces.
+    proc = cli(*args, "--env", "rlfrontier/RandomCartPole-v0", "--env-config", "resample_on_reset=true",
+               "length_range=[1.5,1.5]", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    shifted = last_json(proc.stdout)
+    assert shifted["env_config"] == {"resample_on_reset": True, "length_range": [1.5, 1.5]}
+    assert shifted["returns"] != base["returns"]
+    # Settings that change the spaces are refused, naming them.
+    bad = cli(*args, "--env", "rlfrontier/DeepSea-v0", "--env-config", "size=6", cwd=cwd)
+    assert bad.returncode == 2 and "spaces differ" in bad.stderr.strip().splitlines()[-1]
+
+
 def test_restore_continues_the_run(trained):
     cwd, summary, _ = trained
     proc = cli(
