@@ -38,6 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlfrontier.envs.tasks import Task
+from rlfrontier.plotting import figure
 
 HELD_OUT = "held_out_"
 RETURN_K = HELD_OUT + "return_k{}"
@@ -127,26 +128,13 @@ def plot_meta_test(metrics: Mapping[str, Any], path: Path, *, title: str, unit: 
     by_k = returns_by_k(metrics)
     if len(by_k) < 2:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ks = sorted(by_k)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(ks, [by_k[k] for k in ks], marker="o", label="meta-learned policy, held-out tasks")
-    for key, label, style in ((ORACLE_RETURN_MEAN, "oracle (knows the task)", "--"),
-                              (TASK_BLIND_RETURN_MEAN, "task-blind (cannot adapt)", ":")):
-        value = metrics.get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            ax.axhline(value, linestyle=style, color="grey", label=label)
-    ax.set_xticks(ks)
-    ax.set_xlabel(unit)
-    ax.set_ylabel("mean episode return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path, title=title, xlabel=unit, ylabel="mean episode return") as ax:
+        ax.plot(ks, [by_k[k] for k in ks], marker="o", label="meta-learned policy, held-out tasks")
+        for key, label, style in ((ORACLE_RETURN_MEAN, "oracle (knows the task)", "--"),
+                                  (TASK_BLIND_RETURN_MEAN, "task-blind (cannot adapt)", ":")):
+            value = metrics.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                ax.axhline(value, linestyle=style, color="grey", label=label)
+        ax.set_xticks(ks)
     return True

@@ -36,6 +36,7 @@ from ray.tune import Callback  # noqa: E402
 
 from rlfrontier import trainable as T  # noqa: E402
 from rlfrontier.meta_test import plot_meta_test  # noqa: E402
+from rlfrontier.plotting import figure  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -370,28 +371,15 @@ def _best_kept_checkpoint(trial) -> str | None:
 
 def plot_curve(curve: list[tuple[int, float | None, float | None]], path: Path, *, title: str) -> bool:
     """Writes the learning curve (training and evaluation return by env steps)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     train = [(s, r) for s, r, _ in curve if r is not None and math.isfinite(r)]
     evals = [(s, e) for s, _, e in curve if e is not None and math.isfinite(e)]
     if not train and not evals:
         return False
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if train:
-        ax.plot(*zip(*train), label="training return (episodes finished per iteration)")
-    if evals:
-        ax.plot(*zip(*evals), marker="o", markersize=3, label="evaluation return (greedy)")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("episode return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path, title=title, xlabel="env steps", ylabel="episode return") as ax:
+        if train:
+            ax.plot(*zip(*train), label="training return (episodes finished per iteration)")
+        if evals:
+            ax.plot(*zip(*evals), marker="o", markersize=3, label="evaluation return (greedy)")
     return True
 
 

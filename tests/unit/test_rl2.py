@@ -331,4 +331,9 @@ def test_a_module_without_memory_and_an_env_runner_without_trials_are_refused():
 
 
 def test_the_defaults_validate():
-    RL2Config().environment(BANDIT).validate()
+    config = RL2Config().environment(BANDIT)
+    config.validate()  # raises BadInput on any bad field
+    # What the defaults are documented to be: trials on RL2EnvRunner, one bandit episode a trial, an LSTM
+    # whose sequences hold a whole 10-pull trial.
+    assert config.env_runner_cls is RL2EnvRunner and config.episodes_per_trial == 1
+    assert config.model_config["use_lstm"] and config.model_config["max_seq_len"] >= 10
