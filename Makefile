@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # The main job on embedded defaults: local Ray in process, MLflow in sqlite:///mlflow.db.
-# Trains until a greedy evaluation (10 episodes) reaches CartPole's 500, or 60k env steps.
+# Trains until a greedy evaluation (10 episodes) reaches CartPole's 500, or 100k env steps.
 run: setup
-	$(BIN)/rlfrontier train soft_q --env CartPole-v1 --stop-reward 500 --stop-timesteps 60000 --seed 0
+	$(BIN)/rlfrontier train soft_q --env CartPole-v1 --stop-reward 500 --stop-timesteps 100000 --seed 0
 
 test: setup
 	$(BIN)/python -m ruff check rlfrontier algorithms tests benchmarks

@@ -11,10 +11,13 @@ Each trains for at most BUDGET env steps; every 512 env steps the greedy
 policy plays one episode of the run's own DeepSea, and a run has solved it
 once that returns >= 0.98 (the optimum is 0.99, every other policy earns at most 0).
 
-Measured (this loop and size, 2 cores, seeds 0-4, budget 10,240): with the
-bonus 5 of 5 solved, after 5,120, 6,656, 7,168, 7,680 and 9,216 env steps
-(25-35 s a seed); without it 0 of 5 (at N = 10, 2 of 3 seeds solved without
-a bonus, so the test uses N = 14). BUDGET is 12,288 for margin. The test asks
+Measured (this loop and size, 2 cores, seeds 0-4, budget 12,288, soft_q's
+current defaults: one update of 128 rows per 2 env steps): with the bonus 5
+of 5 solved, after 3,584, 6,144, 6,144, 5,632 and 7,168 env steps; without
+it 0 of 5 (12-100 s a run, other jobs sharing the machine). With the earlier
+defaults (64 rows every env step, budget 10,240) it was 5 of 5 after
+5,120-9,216 and 0 of 5; at N = 10, 2 of 3 seeds solved without a bonus, so
+the test uses N = 14. The test asks
 the bonus to solve at least 2 of 3 and the plain agent at most 1 of 3. Five
 seeds do not pin the per-seed rates down: if the bonus missed 10% of seeds
 and the plain agent solved 10%, each side would fail with probability 2.8%.

@@ -11,23 +11,26 @@ env steps; then soft_q without demonstrations, same seed and settings, trains
 for as many env steps as the first took. The seed counts when the first
 reached GOAL and the second did not reach it in at most as many steps.
 
-Measured (this loop and bar, 2 cores, seeds 0-9): with demonstrations the
-greedy policy reached 450 at its first evaluation (1,024 env steps, right
-after pre-training and ~20 mixed updates) on 8 seeds, at its second (2,048)
-on the other 2 (449.5 and 392.9 at the first); about 4 s a run. Without
-them, seeds 0-9 returned 9.0-10.8 at the first evaluation (1,037-1,057 env
-steps, ~50 updates), 24-333 at the second (~2,100) except seed 5 (500 at
-2,108), at most 399 at the third (~3,140); about 3 s to the second.
+Measured (this loop and bar, 2 cores, seeds 0-9, soft_q's current defaults:
+one update of 128 rows per 2 env steps): with demonstrations the greedy
+policy reached 450 at its first evaluation (1,024 env steps, right after
+pre-training and ~10 mixed updates) on 9 seeds, at its second (2,048) on the
+other (seed 8: 439.1, then 489.2). Without them, seeds 0-9 returned 9.2-10.9
+at the first evaluation (1,037-1,057 env steps); seed 0 reached 500 at the
+second (2,099) and seed 4 496.3 at the third (3,142); the others stayed
+below 450 to ~4,200 (at most 291.4). (With the earlier defaults, 64 rows
+every env step: 8 at the first and 2 at the second with demonstrations;
+without, seed 5 reached 500 at 2,108.)
 
 False failures. The run without demonstrations has its evaluations a few
 steps later than the one with them (its iterations are 1,037-1,057 steps,
 theirs 1,024), so a seed fails only (a) if soft_q --demos misses 450 at all
-three evaluations within BUDGET: 2/10 at the first, 0/2 at the second;
-taking 0.3 for each later miss, 0.2 x 0.3 x 0.3 = 1.8%; or (b) if soft_q
+three evaluations within BUDGET: 1/10 at the first, 0/1 at the second;
+taking 0.3 for each later miss, 0.1 x 0.3 x 0.3 = 0.9%; or (b) if soft_q
 without reaches 450 an evaluation earlier than soft_q --demos: impossible at
-the first (~50 updates: returns ~10), 1/10 at the second while --demos misses
-two in a row, 0.2 x 0.3 x 0.1 = 0.6%. About 2.4% a seed; the test fails when
-2 or more of 5 seeds fail, 1 - 0.976^5 - 5 x 0.024 x 0.976^4 = 0.6%.
+the first (~25 updates: returns ~10), 1/10 at the second while --demos misses
+the first (1/10), 1%. About 1.9% a seed; the test fails when 2 or more of 5
+seeds fail, 1 - 0.981^5 - 5 x 0.019 x 0.981^4 = 0.3%.
 About 40 s here.
 """
 

@@ -85,6 +85,8 @@ def test_defaults_validate():
     assert config.gamma == 0.99
     # The stable recipe (README, "Why soft_q used to collapse"): clipped double Q, Polyak target.
     assert (config.twin_q, config.tau, config.target_update_interval) == (True, 0.005, 1)
+    # One update of 128 per 2 env steps: each transition replayed 64 times.
+    assert (config.train_batch_size_per_learner, config.training_intensity) == (128, 64.0)
 
 
 def test_training_sets_fields_and_returns_self():
