@@ -146,6 +146,16 @@ def _rl2_held_out(algo: Any) -> dict[str, float]:
     return algo.held_out_metrics()
 
 
+def _pearl() -> AlgorithmConfig:
+    from rlfrontier.algorithms.pearl import PEARLConfig
+
+    return PEARLConfig()
+
+
+def _pearl_held_out(algo: Any) -> dict[str, float]:
+    return algo.held_out_metrics()
+
+
 def _dqn() -> AlgorithmConfig:
     from ray.rllib.algorithms.dqn import DQNConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -292,6 +302,18 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             needs=(TASK_DISTRIBUTION,),
             primary_metric=f"{EVALUATION_METRICS}/held_out_trial_return_mean",
             evaluation_hook=_rl2_held_out,
+        ),
+        AlgoSpec(
+            "pearl",
+            "PEARL (Rakelly et al. 2019) on a task distribution: a context encoder q(z|c) and a soft actor-critic "
+            "on z, per-task replay",
+            "rlfrontier",
+            ("Box",),
+            _pearl,
+            ("qf_loss", "vf_loss", "policy_loss", "kl_divergence", "q_mean", "log_pi_mean", "z_var_mean"),
+            needs=(TASK_DISTRIBUTION,),
+            primary_metric=f"{EVALUATION_METRICS}/held_out_adapted_return_mean",
+            evaluation_hook=_pearl_held_out,
         ),
         AlgoSpec("dqn", "RLlib DQN (baseline; tuned CartPole settings)", "rllib", ("Discrete",), _dqn),
         AlgoSpec("sac", "RLlib SAC (baseline)", "rllib", ("Box", "Discrete"), _sac),

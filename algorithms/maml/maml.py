@@ -270,14 +270,15 @@ def assign_tasks(num_tasks: int, runner_indexes: Sequence[int]) -> dict[int, lis
     return {r: list(range(bounds[i], bounds[i + 1])) for i, r in enumerate(runners) if bounds[i + 1] > bounds[i]}
 
 
-def make_task_env(env_id: Any, env_config: Mapping[str, Any] | None) -> gym.Env:
-    """The driver's copy of the env, to draw tasks from; BadInput unless it is a task distribution."""
+def make_task_env(env_id: Any, env_config: Mapping[str, Any] | None, algo: str = "maml") -> gym.Env:
+    """The driver's copy of the env, to draw tasks from; BadInput (naming `algo`) unless it is a task
+    distribution."""
     envs.register_envs()
     env = gym.make(env_id, **dict(env_config or {}))
     missing = [name for name in ("sample_tasks", "set_task") if not hasattr(env.unwrapped, name)]
     if missing:
         env.close()
-        raise BadInput(f"maml needs a task distribution (an env with sample_tasks, set_task); "
+        raise BadInput(f"{algo} needs a task distribution (an env with sample_tasks, set_task); "
                        f"{env_id} lacks {', '.join(missing)}")
     return env
 
@@ -363,9 +364,7 @@ class MAMLConfig(AlgorithmConfig):
         if self.num_learners > 1:
             raise BadInput(f"num_learners={self.num_learners}: maml runs one learner (0 or 1); RLlib would shard "
                            "the meta-batch across learners by rows, splitting tasks")
-        if record_task not in _as_list(self.callbacks_on_episode_start):
-            raise BadInput("callbacks_on_episode_start must include rlfrontier.algorithms.maml.maml.record_task "
-                           "(each episode records its task)")
+        check_records_tasks(self)
         super().validate()
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -383,6 +382,14 @@ class MAMLConfig(AlgorithmConfig):
 
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def check_records_tasks(config: AlgorithmConfig) -> None:
+    """BadInput unless the config's on_episode_start callbacks include record_task (each episode records its
+    sub-env and task, which the meta-RL samplers rely on)."""
+    if record_task not in _as_list(config.callbacks_on_episode_start):
+        raise BadInput("callbacks_on_episode_start must include rlfrontier.algorithms.maml.maml.record_task "
+                       "(each episode records its sub-env and task)")
 
 
 def held_out_tasks(task_env: gym.Env, config: "MAMLConfig") -> list[Task]:

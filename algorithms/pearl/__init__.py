@@ -1,0 +1,3 @@
+from rlfrontier.algorithms.pearl.pearl import PEARL, PEARLConfig
+
+__all__ = ["PEARL", "PEARLConfig"]
