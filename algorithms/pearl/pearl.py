@@ -328,7 +328,8 @@ class PEARLConfig(AlgorithmConfig):
         reward_scale: multiplies the critic's rewards (sets the entropy's weight: SAC's temperature is 1).
         tau: Polyak rate of the target value network, per gradient step.
         critic_reward: "reward" (the env's) or a step-info key the critic trains on (module docstring).
-        policy_mean_reg_weight, policy_std_reg_weight: oyster's policy regularisers.
+        policy_mean_reg_weight, policy_std_reg_weight, policy_pre_activation_weight: oyster's policy
+            regularisers (PEARLSoftActorCritic's defaults 1e-3, 1e-3, 0).
         held_out_seed, held_out_tasks, context_episodes: the meta-test's tasks and the most context (k) it
             measures.
         and RLlib's lr (one Adam over all networks: oyster's four 3e-4 Adams do the same, each network's
@@ -359,6 +360,7 @@ class PEARLConfig(AlgorithmConfig):
         self.critic_reward = ENV_REWARD
         self.policy_mean_reg_weight = 1e-3
         self.policy_std_reg_weight = 1e-3
+        self.policy_pre_activation_weight = 0.0
         self.held_out_seed = 0
         self.held_out_tasks = 20
         self.context_episodes = 2
@@ -375,8 +377,8 @@ class PEARLConfig(AlgorithmConfig):
     _FIELDS = ("num_train_tasks", "initial_episodes", "num_tasks_sample", "prior_episodes", "posterior_episodes",
                "extra_rl_posterior_episodes", "num_train_steps_per_iteration", "meta_batch_size", "rl_batch_size",
                "context_batch_size", "replay_capacity", "kl_lambda", "reward_scale", "tau", "critic_reward",
-               "policy_mean_reg_weight", "policy_std_reg_weight", "held_out_seed", "held_out_tasks",
-               "context_episodes")
+               "policy_mean_reg_weight", "policy_std_reg_weight", "policy_pre_activation_weight", "held_out_seed",
+               "held_out_tasks", "context_episodes")
 
     def training(self, **kwargs) -> "PEARLConfig":
         own = {k: kwargs.pop(k) for k in list(kwargs) if k in self._FIELDS}
@@ -403,6 +405,7 @@ class PEARLConfig(AlgorithmConfig):
         check_range("tau", self.tau, 0.0, 1.0, low_open=True)
         check_range("policy_mean_reg_weight", self.policy_mean_reg_weight, 0.0, None)
         check_range("policy_std_reg_weight", self.policy_std_reg_weight, 0.0, None)
+        check_range("policy_pre_activation_weight", self.policy_pre_activation_weight, 0.0, None)
         if not isinstance(self.critic_reward, str) or not self.critic_reward:
             raise BadInput(f"critic_reward={self.critic_reward!r} must be 'reward' or a key of the env's step info")
         if self.critic_reward != ENV_REWARD and self.env is not None:

@@ -7,16 +7,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.connectors.module_to_env.get_actions import GetActions
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 
 from learner_batches import single_torch_thread
 from rlfrontier.algorithms.pearl import losses
+from rlfrontier.algorithms.pearl.pearl import PEARLConfig
 from rlfrontier.algorithms.pearl.torch.pearl_learner import PEARLTorchLearner
 from rlfrontier.algorithms.pearl.torch.pearl_module import PEARLTorchRLModule
 
@@ -200,26 +199,18 @@ def test_qf_loss_falls_on_a_fixed_batch():
 
 
 # The learner -------------------------------------------------------------------------------------------------
-class _TestConfig(AlgorithmConfig):
-    """Stands in for PEARLConfig: no PEARL fields, so the learner uses its defaults (tau = 0.005)."""
-
-    def get_default_rl_module_spec(self) -> RLModuleSpec:
-        return RLModuleSpec(module_class=PEARLTorchRLModule)
-
-    def get_default_learner_class(self) -> type:
-        return PEARLTorchLearner
-
-
 @pytest.fixture
 def learner() -> PEARLTorchLearner:
     torch.manual_seed(0)
-    config = _TestConfig().environment(observation_space=OBS_SPACE, action_space=ACT_SPACE).rl_module(
+    config = PEARLConfig().environment(observation_space=OBS_SPACE, action_space=ACT_SPACE).rl_module(
         model_config=MODEL_CONFIG)
     return config.build_learner()
 
 
 def test_learner_update_trains_everything_but_the_target_and_then_polyaks_it(learner):
     module = learner.module[DEFAULT_MODULE_ID].unwrapped()
+    tau = learner.config.tau
+    assert tau == PEARLConfig().tau == 0.005
     in_optimizer = {id(p) for p in learner._params.values()}
     assert not any(id(p) in in_optimizer for p in module.target_vf.parameters())
     before = {k: v.clone() for k, v in module.state_dict().items()}
@@ -234,5 +225,5 @@ def test_learner_update_trains_everything_but_the_target_and_then_polyaks_it(lea
     for key in before:  # the update ends with one Polyak step of the already-updated V
         if key.startswith("target_vf."):
             main = after["vf." + key.removeprefix("target_vf.")]
-            torch.testing.assert_close(after[key], 0.005 * main + 0.995 * before[key])
+            torch.testing.assert_close(after[key], tau * main + (1 - tau) * before[key])
     assert {losses.QF_LOSS, losses.KL_DIVERGENCE, losses.Z_VAR_MEAN} <= set(results[DEFAULT_MODULE_ID])

@@ -81,7 +81,8 @@ def test_critic_reward_must_be_a_key_of_the_step_info():
 
 
 @pytest.mark.parametrize("field, value", [("meta_batch_size", 0), ("context_episodes", 0), ("tau", 1.5),
-                                          ("num_tasks_sample", 81), ("reward_scale", 0.0), ("kl_lambda", -1.0)])
+                                          ("num_tasks_sample", 81), ("reward_scale", 0.0), ("kl_lambda", -1.0),
+                                          ("policy_pre_activation_weight", -0.1)])
 def test_out_of_range_fields_name_themselves(field, value):
     config = PEARLConfig().environment("rlfrontier/PointNav-v0").training(**{field: value})
     with pytest.raises((BadInput, ValueError), match=field):

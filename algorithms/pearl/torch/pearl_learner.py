@@ -15,24 +15,6 @@ from ray.rllib.utils.typing import ModuleID
 
 from rlfrontier.algorithms.pearl import losses
 
-# The config fields read, and the values used where the config lacks one: oyster's (configs/default.py for
-# reward_scale, kl_lambda, gamma (its discount) and tau (its soft_target_tau); PEARLSoftActorCritic's arguments'
-# defaults for the policy regularisers).
-CONFIG_DEFAULTS = {
-    "reward_scale": 5.0,
-    "kl_lambda": 0.1,
-    "gamma": 0.99,
-    "policy_mean_reg_weight": 1e-3,
-    "policy_std_reg_weight": 1e-3,
-    "policy_pre_activation_weight": 0.0,
-    "tau": 0.005,
-}
-
-
-def _setting(config: AlgorithmConfig, name: str) -> float:
-    return float(getattr(config, name, CONFIG_DEFAULTS[name]))
-
-
 class PEARLTorchLearner(TorchLearner):
     """Trains the encoder, policy, Q1, Q2 and V of each PEARLTorchRLModule on task-major meta-batches.
 
@@ -67,12 +49,12 @@ class PEARLTorchLearner(TorchLearner):
             rewards=batch[Columns.REWARDS],
             next_obs=batch[Columns.NEXT_OBS],
             terminateds=batch[Columns.TERMINATEDS],
-            reward_scale=_setting(config, "reward_scale"),
-            kl_lambda=_setting(config, "kl_lambda"),
-            gamma=_setting(config, "gamma"),
-            policy_mean_reg_weight=_setting(config, "policy_mean_reg_weight"),
-            policy_std_reg_weight=_setting(config, "policy_std_reg_weight"),
-            policy_pre_activation_weight=_setting(config, "policy_pre_activation_weight"),
+            reward_scale=float(config.reward_scale),
+            kl_lambda=float(config.kl_lambda),
+            gamma=float(config.gamma),
+            policy_mean_reg_weight=float(config.policy_mean_reg_weight),
+            policy_std_reg_weight=float(config.policy_std_reg_weight),
+            policy_pre_activation_weight=float(config.policy_pre_activation_weight),
         )
         self.metrics.log_dict(metrics, key=module_id, window=1)
         return total
@@ -89,6 +71,6 @@ class PEARLTorchLearner(TorchLearner):
             module = self.module[module_id].unwrapped()
             if not isinstance(module, TargetNetworkAPI):
                 continue
-            tau = _setting(self.config.get_config_for_module(module_id), "tau")
+            tau = float(self.config.get_config_for_module(module_id).tau)
             for main_net, target_net in module.get_target_network_pairs():
                 update_target_network(main_net=main_net, target_net=target_net, tau=tau)
