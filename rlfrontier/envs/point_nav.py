@@ -9,6 +9,10 @@ Meta-Learning", section 5.2): the point starts at the origin, goals are
 uniform in [-0.5, 0.5]^2, an action is a move clipped to [-0.1, 0.1] per
 axis, the reward is minus the distance to the goal after the move, and the
 episode is truncated after `horizon` = 100 steps (it never terminates).
+`start_half_width` > 0 starts each episode at a point uniform in
+[-start_half_width, start_half_width]^2 instead (from the env's seeded
+`np_random`), as oyster's dense point robot (`PointEnv.reset_model`, uniform
+in [-1, 1]^2): contexts then hold rewards from all over the plane.
 
 SparsePointNavEnv (rlfrontier/SparsePointNav-v0), after PEARL's sparse point
 robot (Rakelly et al. 2019, section 6.3; `SparsePointEnv` in oyster's
@@ -68,6 +72,7 @@ class PointNavEnv(TaskEnv, gym.Env):
     Args:
         horizon: steps per episode, then truncation.
         resample_on_reset: draw a fresh goal at every reset from `np_random`.
+        start_half_width: 0 (the default) starts at the origin; w > 0 starts uniform in [-w, w]^2.
 
     Task: {"goal": [x, y]}; until one is set the goal is `default_goal`.
     Observation: the position, float32 (2,). Actions: Box(-0.1, 0.1, (2,)), clipped.
@@ -78,9 +83,11 @@ class PointNavEnv(TaskEnv, gym.Env):
     default_horizon = 100
     default_goal = (GOAL_HALF_WIDTH, GOAL_HALF_WIDTH)
 
-    def __init__(self, *, horizon: int | None = None, resample_on_reset: bool = False) -> None:
+    def __init__(self, *, horizon: int | None = None, resample_on_reset: bool = False,
+                 start_half_width: float = 0.0) -> None:
         self.horizon = check_positive_int("horizon", self.default_horizon if horizon is None else horizon)
         self.resample_on_reset = check_flag("resample_on_reset", resample_on_reset)
+        self.start_half_width = check_finite("start_half_width", start_half_width, non_negative=True)
         self.observation_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
         self.action_space = spaces.Box(-MAX_STEP, MAX_STEP, (2,), np.float32)
         self._goal = np.array(self.default_goal, dtype=np.float64)
@@ -101,7 +108,8 @@ class PointNavEnv(TaskEnv, gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._resample_task()
-        self._position = np.zeros(2)
+        w = self.start_half_width
+        self._position = self.np_random.uniform(-w, w, 2) if w > 0 else np.zeros(2)
         self._t = 0
         return self._observation(), {"distance": self._distance()}
 
@@ -127,10 +135,11 @@ class PointNavEnv(TaskEnv, gym.Env):
         return np.clip(self._goal - np.asarray(observation, np.float64), -MAX_STEP, MAX_STEP).astype(np.float32)
 
     def task_blind_action(self, observation: np.ndarray) -> np.ndarray:
-        """Stay at the start, the origin: it minimises the expected distance to a goal uniform in the square
-        (the centre of a centrally symmetric distribution is its geometric median), and a policy that sees
-        only its own position gains nothing from moving."""
-        return np.zeros(2, np.float32)
+        """Head for the origin and stay there (from the default start: stay): the origin minimises the
+        expected distance to a goal uniform in the square (the centre of a centrally symmetric distribution
+        is its geometric median), and a policy that sees only its own position learns nothing more by
+        moving. From a random start it is a good task-blind reference, not a proven optimum."""
+        return np.clip(-np.asarray(observation, np.float64), -MAX_STEP, MAX_STEP).astype(np.float32)
 
     def _distance(self) -> float:
         return float(np.linalg.norm(self._position - self._goal))

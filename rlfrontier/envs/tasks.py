@@ -106,9 +106,10 @@ def check_task_keys(task: Any, keys: Sequence[str]) -> None:
         raise BadInput(f"task={dict(task)!r}: {'; '.join(parts)} (expected keys {', '.join(keys)})")
 
 
-def check_finite(name: str, value: Any, *, positive: bool = False) -> float:
-    """The value as a float; BadInput unless it is a finite real number (and > 0 if `positive`)."""
-    check_range(name, value, 0 if positive else None, None, low_open=True)
+def check_finite(name: str, value: Any, *, positive: bool = False, non_negative: bool = False) -> float:
+    """The value as a float; BadInput unless it is a finite real number (and > 0 if `positive`, >= 0 if
+    `non_negative`)."""
+    check_range(name, value, 0 if positive or non_negative else None, None, low_open=not non_negative)
     if not math.isfinite(value):
         raise BadInput(f"{name}={value!r} must be finite")
     return float(value)

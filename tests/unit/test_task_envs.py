@@ -215,6 +215,20 @@ def test_point_nav_reward_is_minus_the_distance_after_a_clipped_move_and_the_goa
     assert reward_2 == pytest.approx(-math.hypot(0.4, 0.45))
 
 
+def test_point_nav_starts_at_the_origin_unless_told_to_start_at_random_in_a_square():
+    assert not PointNavEnv().reset(seed=0)[0].any()
+    env = PointNavEnv(start_half_width=0.5)
+    starts = np.array([env.reset(seed=seed)[0] for seed in range(200)])
+    assert np.abs(starts).max() <= 0.5 and np.abs(starts).min(axis=0).max() < 0.05
+    assert starts.std(axis=0) == pytest.approx([0.5 / np.sqrt(3)] * 2, rel=0.2)  # uniform's std: w / sqrt(3)
+    np.testing.assert_array_equal(env.reset(seed=7)[0], PointNavEnv(start_half_width=0.5).reset(seed=7)[0])
+    # The task-blind reference heads for the origin and stays there; the oracle heads for the goal.
+    env.set_task({"goal": [0.3, -0.2]})
+    obs = np.array([0.45, 0.02], np.float32)
+    np.testing.assert_allclose(env.task_blind_action(obs), [-0.1, -0.02], atol=1e-7)
+    np.testing.assert_allclose(env.oracle_action(obs), [-0.1, -0.1], atol=1e-7)
+
+
 @pytest.mark.parametrize("offset, expected", [(-1e-9, 1.0), (0.0, 1.0), (1e-9, 0.0), (-0.15, 1.0), (0.3, 0.0)])
 def test_sparse_point_nav_reward_is_one_exactly_within_radius_0_2(offset, expected):
     env = SparsePointNavEnv()
@@ -333,6 +347,8 @@ def test_without_resample_a_task_survives_resets(env_id):
     (PointNavEnv, {"horizon": 2.5}, "horizon=2.5"),
     (PointNavEnv, {"horizon": True}, "horizon=True"),
     (PointNavEnv, {"resample_on_reset": "yes"}, "resample_on_reset='yes'"),
+    (PointNavEnv, {"start_half_width": -0.1}, "start_half_width=-0.1"),
+    (PointNavEnv, {"start_half_width": float("inf")}, "start_half_width=inf"),
     (SparsePointNavEnv, {"horizon": -3}, "horizon=-3"),
     (SparsePointNavEnv, {"goal_radius": 0.0}, "goal_radius=0.0"),
     (SparsePointNavEnv, {"goal_radius": float("nan")}, "goal_radius=nan"),
