@@ -186,9 +186,11 @@ def test_pbt_exploits_through_checkpoints_and_logs_mutations_as_metrics(tmp_path
         assert any(v == pytest.approx(new["alpha"]) for v in history), (history, new["alpha"])
         # The exploiting trial went on from the clone's checkpoint: its own
         # iteration counter (restored with the algorithm) never restarted at 1.
+        # (Its result.json need not hold its first result: a fresh-clone run once
+        # logged iterations [2, 3, 6] there, so only a 1 after the first is a restart.)
         result_file = next(experiment.glob(f"*{target['trial_id']}*/result.json"))
         iterations = [json.loads(line)["iterations"] for line in result_file.read_text().splitlines()]
-        assert iterations.count(1) == 1, iterations
+        assert 1 not in iterations[1:], iterations
         assert max(iterations) > clone_iteration
     assert all(t["env_steps"] >= 6000 for t in summary["trials"])
     # Each trial's final result tells Tune it is done, so no scheduler acts on
