@@ -27,7 +27,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from rlfrontier import bonuses, offpolicy, replay, rewards, seeding
 from rlfrontier.algorithms.boot_dqn.connectors import BootstrapHeadPicker, head_picker_seed
 from rlfrontier.algorithms.boot_dqn.env_runner import BootDQNEnvRunner
-from rlfrontier.validation import BadInput, check_range
+from rlfrontier.validation import BadInput, check_choice, check_range
 
 # Replay column: the bootstrap masks, [N, K] in {0, 1}.
 BOOTSTRAP_MASK = "bootstrap_mask"
@@ -45,6 +45,9 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         hidden_sizes: hidden layers of each head (and of its prior).
         tau, target_update_interval: target sync (gradient updates between syncs).
         huber_delta: Huber threshold of the TD loss (None: squared error).
+        double_q: each head's target takes the action of its online head at s'
+            (double DQN, default); False: the max of its target head, as
+            bsuite's agent, one ensemble pass less per update.
         env_runner_cls: BootDQNEnvRunner (or a subclass): it gives each
             EnvRunner's head picker its own stream of the run's seed.
         reward_transform: rewrites rewards at replay time (rlfrontier.rewards).
@@ -61,6 +64,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         self.tau = 1.0
         self.target_update_interval = 4
         self.huber_delta = 1.0
+        self.double_q = True
         self.replay_capacity = 10_000
         self.training_intensity = 128.0
         self.num_steps_sampled_before_learning_starts = 500
@@ -86,12 +90,13 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         tau: float = NotProvided,
         target_update_interval: int = NotProvided,
         huber_delta: float | None = NotProvided,
+        double_q: bool = NotProvided,
         **kwargs,
     ) -> "BootDQNConfig":
         return super().training(
             num_heads=num_heads, prior_scale=prior_scale, mask_prob=mask_prob, epsilon=epsilon,
             hidden_sizes=hidden_sizes, tau=tau, target_update_interval=target_update_interval,
-            huber_delta=huber_delta, **kwargs,
+            huber_delta=huber_delta, double_q=double_q, **kwargs,
         )
 
     def validate(self) -> None:
@@ -107,6 +112,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         ):
             raise BadInput(f"hidden_sizes={self.hidden_sizes!r} must be a list of positive integers")
         _check_epsilon(self.epsilon)
+        check_choice("double_q", self.double_q, (True, False))
         if not (isinstance(self.env_runner_cls, type) and issubclass(self.env_runner_cls, BootDQNEnvRunner)):
             raise BadInput(
                 f"env_runner_cls={self.env_runner_cls!r} must be BootDQNEnvRunner or a subclass: "

@@ -45,6 +45,25 @@ def double_q_targets(
     return (rewards.unsqueeze(0) + discounts.unsqueeze(0) * next_value).detach()
 
 
+def max_q_targets(*, rewards: torch.Tensor, discounts: torch.Tensor, next_q_target: torch.Tensor) -> torch.Tensor:
+    """Per-head Q-learning targets y_k = r + discount * max_a Q'_k(s', a) (double_q=False).
+
+    bsuite's bootstrapped DQN (bsuite/baselines/tf/boot_dqn/agent.py) bootstraps
+    each head from the max of its own target head; without the online pass at
+    s' an update costs one ensemble forward pass less than double_q_targets.
+
+    Args:
+        rewards: n-step returns, [B].
+        discounts: gamma^k * (1 - terminated), [B].
+        next_q_target: target Q-values at the next observations, [K, B, A].
+
+    Returns:
+        Targets, [K, B] (no gradient).
+    """
+    next_value = next_q_target.max(dim=-1).values  # [K, B]
+    return (rewards.unsqueeze(0) + discounts.unsqueeze(0) * next_value).detach()
+
+
 def masked_td_loss(
     *,
     q_taken: torch.Tensor,

@@ -56,6 +56,7 @@ def test_unknown_training_keyword_is_refused():
         ("hidden_sizes", [64, 0]),
         ("replay_capacity", 0),
         ("training_intensity", 0.0),
+        ("double_q", "yes"),
     ],
 )
 def test_out_of_range_values_name_the_field(field, value):

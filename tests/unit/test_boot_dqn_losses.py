@@ -27,6 +27,14 @@ def test_double_q_targets_take_each_heads_online_argmax_from_its_own_target():
     assert not targets.requires_grad
 
 
+def test_max_q_targets_take_each_heads_own_target_max():
+    next_q_target = torch.tensor([[[10.0, 20.0, 30.0], [40.0, 50.0, 60.0]],
+                                  [[-1.0, -2.0, -3.0], [-4.0, -5.0, -6.0]]])
+    targets = losses.max_q_targets(rewards=torch.tensor([1.0, 2.0]), discounts=torch.tensor([0.5, 0.0]),
+                                   next_q_target=next_q_target)
+    torch.testing.assert_close(targets, torch.tensor([[1.0 + 0.5 * 30.0, 2.0], [1.0 + 0.5 * -1.0, 2.0]]))
+
+
 def test_masked_td_loss_is_the_mean_over_heads_of_each_heads_masked_mean():
     q_taken = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], requires_grad=True)  # [K=2, B=3]
     targets = torch.tensor([[0.0, 0.0, 0.0], [1.0, 3.0, -2.0]])

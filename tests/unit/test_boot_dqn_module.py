@@ -14,6 +14,7 @@ from rlfrontier.algorithms.boot_dqn.torch.boot_dqn_torch_rl_module import (
     BootDQNTorchRLModule,
     EnsembleLinear,
     epsilon_at,
+    one_hot_rows,
 )
 
 OBS_SPACE = gym.spaces.Box(0.0, 1.0, (6,))
@@ -43,6 +44,48 @@ def test_ensemble_linear_equals_k_separate_linear_layers():
     # Per-head inputs go through the batched matmul.
     xs = torch.randn(3, 7, 5)
     torch.testing.assert_close(layer(xs)[1], xs[1] @ layer.weight[1] + layer.bias[1])
+
+
+def test_one_hot_rows_are_gathered_with_the_matmuls_values_and_gradients():
+    layer = EnsembleLinear(3, 6, 4)
+    # DeepSea-like rows: one-hot cells, a repeated cell, and an all-zero terminal observation.
+    x = torch.zeros(5, 6)
+    x[0, 2] = x[1, 5] = x[3, 2] = x[4, 0] = 1.0
+    rows = one_hot_rows(x)
+    assert rows.index.tolist() == [2, 5, 0, 2, 0] and rows.present.view(-1).tolist() == [1, 1, 0, 1, 1]
+    gathered = layer(rows)
+    (gathered * torch.arange(60.0).view(3, 5, 4)).sum().backward()
+    grads = (layer.weight.grad.clone(), layer.bias.grad.clone())
+    layer.zero_grad()
+    dense = torch.baddbmm(layer.bias, x.unsqueeze(0).expand(3, -1, -1), layer.weight)
+    (dense * torch.arange(60.0).view(3, 5, 4)).sum().backward()
+    assert torch.equal(gathered, dense)  # bit for bit: the matmul adds only exact zeros
+    torch.testing.assert_close(grads, (layer.weight.grad, layer.bias.grad), rtol=0, atol=1e-6)
+    assert torch.equal(gathered[:, 2], layer.bias[:, 0].detach())  # all-zero row: the bias alone
+
+
+@pytest.mark.parametrize("rows", [
+    [[0.0, 1.0, 1.0]],       # two ones
+    [[0.0, 0.5, 0.0]],       # not a one
+    [[0.0, -1.0, 0.0]],
+    [[float("nan"), 0.0, 0.0]],
+    [[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]],  # one dense row is enough
+])
+def test_rows_that_are_not_one_hot_take_the_matmul(rows):
+    assert one_hot_rows(torch.tensor(rows)) is None
+
+
+def test_module_q_values_on_one_hot_observations_equal_the_dense_layers():
+    module = make_module()
+    x = torch.eye(6)[[1, 4, 4]]
+    assert one_hot_rows(x).present is None  # no all-zero row
+    q = module.q_all(x)
+    first = module.qf.layers[0]
+    h = torch.relu(x @ first.weight + first.bias)
+    for i, layer in enumerate(module.qf.layers[1:]):
+        h = torch.baddbmm(layer.bias, h, layer.weight)
+        h = torch.relu(h) if i < len(module.qf.layers) - 2 else h
+    torch.testing.assert_close(q, h + module.prior_q(x))
 
 
 def test_q_values_are_trained_net_plus_scaled_fixed_prior():

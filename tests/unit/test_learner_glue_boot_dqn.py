@@ -224,6 +224,20 @@ def test_per_head_target_is_double_dqn_online_argmax_target_evaluation(env):
         assert abs(hand_masked_loss(q_taken - other, batch) - loss.detach()) > 1.0, name
 
 
+def test_double_q_false_bootstraps_each_head_from_its_own_target_max(env):
+    learner = make_learner(env, double_q=False)
+    module = module_of(learner)
+    make_greedy_actions_disagree(module)
+    batch = deep_sea_batch(env, random_masks(4), seed=4)
+    next_target = q_all(module, module.target_qf, batch[replay.NEXT_OBS])
+    r, d = torch.as_tensor(batch[replay.REWARDS]), torch.as_tensor(batch[replay.DISCOUNTS])
+    q_taken = hand_q_taken(module, batch)
+    loss, _, _, _ = loss_and_priorities(learner, batch)
+    torch.testing.assert_close(loss.detach(), hand_masked_loss(q_taken - (r + d * next_target.max(-1).values), batch),
+                               rtol=1e-5, atol=1e-4)
+    assert abs(hand_masked_loss(q_taken - hand_double_q_targets(module, batch), batch) - loss.detach()) > 1.0
+
+
 def test_masked_loss_is_each_heads_mean_over_its_kept_rows_averaged_over_heads(env):
     learner = make_learner(env)
     module = module_of(learner)

@@ -72,12 +72,15 @@ class PriorMemo:
             self._obs.fill_(math.nan)
             self._weights_key = key
         x = obs.reshape(obs.shape[0], -1).to(self._obs.dtype)
-        miss = (self._obs[slots] != x).any(dim=1)
+        # A row differs from its slot's unless |difference| sums to exactly 0 (nan, an empty slot, never
+        # does): float arithmetic, 2-4x faster than an elementwise != on [B, D] here.
+        # index_select, not [slots]: 5x faster on a CPU here.
+        miss = (torch.index_select(self._obs, 0, slots) - x).abs_().sum(dim=1) != 0
         if bool(miss.any()):
             missed = slots[miss]
             self._values[missed] = prior_q(x[miss]).transpose(0, 1)
             self._obs[missed] = x[miss]
-        return self._values[slots]
+        return torch.index_select(self._values, 0, slots)
 
 
 class BootDQNTorchLearner(BootDQNLearner, TorchLearner):
@@ -130,13 +133,18 @@ class BootDQNTorchLearner(BootDQNLearner, TorchLearner):
         q_taken = q.gather(-1, actions).squeeze(-1)
         next_prior = batch.get(NEXT_PRIOR_Q)
         next_q_online, next_q_target = module.online_and_target_q(
-            batch[replay.NEXT_OBS], prior=None if next_prior is None else next_prior.transpose(0, 1))
-        targets = losses.double_q_targets(
-            rewards=batch[replay.REWARDS],
-            discounts=batch[replay.DISCOUNTS],
-            next_q_online=next_q_online,
-            next_q_target=next_q_target,
-        )
+            batch[replay.NEXT_OBS], prior=None if next_prior is None else next_prior.transpose(0, 1),
+            online=config.double_q)
+        if config.double_q:
+            targets = losses.double_q_targets(
+                rewards=batch[replay.REWARDS],
+                discounts=batch[replay.DISCOUNTS],
+                next_q_online=next_q_online,
+                next_q_target=next_q_target,
+            )
+        else:
+            targets = losses.max_q_targets(
+                rewards=batch[replay.REWARDS], discounts=batch[replay.DISCOUNTS], next_q_target=next_q_target)
         masks = batch[BOOTSTRAP_MASK]
         loss, td_error = losses.masked_td_loss(
             q_taken=q_taken,

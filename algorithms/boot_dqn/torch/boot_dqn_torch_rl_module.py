@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -27,6 +27,41 @@ PRIOR_Q = "prior_q"
 DEFAULT_MODEL_CONFIG = {"num_heads": 10, "hidden_sizes": [64, 64], "prior_scale": 3.0, "epsilon": 0.0}
 
 
+class OneHotRows(NamedTuple):
+    """A batch of one-hot rows, [B, width], by the column of each row's 1 (see one_hot_rows)."""
+
+    index: torch.Tensor  # [B] long: the column of the row's 1 (0 for an all-zero row)
+    present: torch.Tensor | None  # [1, B, 1]: 1.0 where the row has its 1, 0.0 where all zero; None: no zero row
+    width: int
+
+
+def one_hot_rows(x: torch.Tensor) -> OneHotRows | None:
+    """x, [B, width], as OneHotRows when every row is one-hot or all zero; None otherwise.
+
+    Tabular observations (DeepSea's one-hot cell, all zero after the last
+    step) are such rows, and for them the first layer of every head is a row
+    gather (EnsembleLinear), so its cost no longer grows with the observation's
+    width (N^2 on DeepSea), and the result is the matmul's exactly (it adds
+    only exact zeros). The test is exact and uses float reductions only
+    (comparisons to bool tensors and argmax cost ten times more here): entries
+    >= 0, the row's maximum 1 (or 0), and the count of its non-zero entries,
+    the sum of their signs (exact integers), 1 (or 0). CPU tensors without a
+    gradient only: the test reads its answer on the host, a free read on a CPU
+    and a sync on a GPU, where the dense matmul is cheap anyway.
+    """
+    if x.dim() != 2 or x.device.type != "cpu" or x.requires_grad or x.shape[0] == 0 or x.shape[1] >= 1 << 24:
+        return None
+    if float(x.amin()) < 0:
+        return None
+    high = x.amax(dim=1)
+    if not bool(((high == 0) | (high == 1)).all()) or not torch.equal(torch.sign(x).sum(dim=1), high):
+        return None
+    # The one non-zero entry is 1, so x @ [0, 1, ..., width - 1] is its column exactly (an integer < 2^24).
+    index = (x @ torch.arange(x.shape[1], dtype=x.dtype)).long()
+    present = None if float(high.amin()) == 1 else high.view(1, -1, 1)
+    return OneHotRows(index, present, int(x.shape[1]))
+
+
 class EnsembleLinear(nn.Module):
     """K independent linear layers applied in one batched matmul.
 
@@ -39,8 +74,12 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(num_heads, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(num_heads, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, in] (shared by the heads) or [K, B, in]; returns [K, B, out]."""
+    def forward(self, x: torch.Tensor | OneHotRows) -> torch.Tensor:
+        """x: [B, in] (shared by the heads), [K, B, in], or OneHotRows of width in; returns [K, B, out]."""
+        if isinstance(x, OneHotRows):
+            # x @ W_k is row `index` of W_k (0 for an all-zero row): a gather, not a matmul over `in`.
+            picked = torch.index_select(self.weight, 1, x.index)  # 7x faster than weight[:, index] here
+            return (picked if x.present is None else picked * x.present) + self.bias
         if x.dim() == 2:  # a broadcast view, no copy; baddbmm beat einsum here
             x = x.unsqueeze(0).expand(self.weight.shape[0], -1, -1)
         return torch.baddbmm(self.bias, x, self.weight)
@@ -96,8 +135,11 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
         self.qf = EnsembleMLP(self.num_heads, obs_dim, hidden, self.num_actions)
         self.prior = EnsembleMLP(self.num_heads, obs_dim, hidden, self.num_actions).requires_grad_(False)
 
-    def _flat_obs(self, obs: torch.Tensor) -> torch.Tensor:
-        return obs.reshape(obs.shape[0], -1).float()
+    def _flat_obs(self, obs: torch.Tensor) -> torch.Tensor | OneHotRows:
+        """The networks' input: flat float rows, or OneHotRows when every row is one-hot (or all zero)."""
+        x = obs.reshape(obs.shape[0], -1).float()
+        rows = one_hot_rows(x)
+        return x if rows is None else rows
 
     def _with_prior(self, net: nn.Module, obs: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
         q = net(obs)
@@ -111,7 +153,7 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
         """The fixed part of every head, prior_scale * p_k(obs), [K, B, A]; None without a prior."""
         if not self.prior_scale:
             return None
-        return self.prior_scale * self.prior(self._flat_obs(obs))
+        return self.prior_scale * self.prior(obs if isinstance(obs, OneHotRows) else self._flat_obs(obs))
 
     def q_all(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values of every head, [K, B, A]."""
@@ -158,20 +200,24 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
 
     @torch.no_grad()
     def online_and_target_q(
-        self, obs: torch.Tensor, prior: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, obs: torch.Tensor, prior: torch.Tensor | None = None, *, online: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(online, target) Q-values of every head at `obs`, [K, B, A] each, no gradient.
 
         What a double-Q target needs at the next observations, with the prior
-        (shared by both) computed once, or taken from `prior` ([K, B, A]) when given.
+        (shared by both) computed once, or taken from `prior` ([K, B, A]) when
+        given. online=False skips the online pass (a max-Q target needs only
+        the target) and returns None in its place.
         """
         x = self._flat_obs(obs)
-        online, target = self.qf(x), self.target_qf(x)
+        target = self.target_qf(x)
+        q_online = self.qf(x) if online else None
         if prior is None:
             prior = self.prior_q(x)
         if prior is not None:
-            online, target = online + prior, target + prior
-        return online, target
+            target = target + prior
+            q_online = None if q_online is None else q_online + prior
+        return q_online, target
 
     # InferenceOnlyAPI ---------------------------------------------------------
     def get_non_inference_attributes(self) -> list[str]:
