@@ -56,18 +56,21 @@ def inner_loss(params: Mapping[str, torch.Tensor], step: int, *, log_prob: LogPr
     approximation of that, and without the weight pi_theta_k / pi_theta it
     would be biased.
 
-    Why step 0 keeps plain REINFORCE: at theta_k = theta the weights are
-    exp(logp - logp_old) = 1, so the importance-weighted surrogate's gradient
-    -mean(1 * A * grad log pi) equals reinforce_loss's gradient in value (and
-    so would give the same theta_1; test_maml checks it). Its derivative
-    does not: the surrogate's Hessian has the extra term
-    -mean(A grad log pi grad log pi^T), which would change the second-order
-    meta-gradient of one inner step. REINFORCE at step 0 leaves that
-    meta-gradient exactly as before (and rows[LOGP_OLD] unread for one step).
+    Step 0 is REINFORCE weighted by pi_theta / pi_old held constant,
+    -mean(sg[exp(logp - logp_old)] A log pi) (reinforce_loss with the
+    weights): at the theta that sampled the rows the weights are 1, so its
+    value, gradient and Hessian are REINFORCE's (Finn et al.'s estimator; the
+    surrogate exp(logp - logp_old) A would add -mean(A grad log pi grad log
+    pi^T) to the Hessian and change the second-order meta-gradient). The
+    weights matter from the second outer epoch on: the learner's later epochs
+    recompute theta' at an updated theta from rows the first theta sampled,
+    and unweighted REINFORCE would be biased there (a review measured the
+    inner gradient 6-17% off the weighted one at the defaults).
     """
     logp = log_prob(rows[OBS], rows[ACTIONS], params)
     if step == 0:
-        return reinforce_loss(logp=logp, advantages=rows[ADVANTAGES])
+        weights = torch.exp(logp - rows[LOGP_OLD]).detach()
+        return reinforce_loss(logp=logp, advantages=weights * rows[ADVANTAGES])
     return importance_weighted_pg_loss(logp=logp, logp_old=rows[LOGP_OLD], advantages=rows[ADVANTAGES])
 
 

@@ -237,8 +237,21 @@ def meta_value_and_grad(params, log_prob, tasks, *, first_order: bool, inner_ste
     return meta, torch.cat([g.reshape(-1) for g in grads])
 
 
+def finn_inner_loss(params, step, *, log_prob, rows):
+    """Finn et al.'s inner loss: plain REINFORCE at step 0, i.e. the step's weights pi / pi_old held at their value
+    at theta0, 1. The finite differences below differentiate this function: the weights are constants of the
+    estimator (their derivative is not part of Finn et al.'s meta-gradient), so moving theta must not move them."""
+    if step == 0:
+        logp = log_prob(rows[losses.OBS], rows[losses.ACTIONS], params)
+        return losses.reinforce_loss(logp=logp, advantages=rows[losses.ADVANTAGES])
+    return INNER_LOSS(params, step, log_prob=log_prob, rows=rows)
+
+
+INNER_LOSS = losses.inner_loss
+
+
 @pytest.mark.parametrize("inner_steps", [1, 2])
-def test_the_second_order_meta_gradient_matches_central_finite_differences(inner_steps):
+def test_the_second_order_meta_gradient_matches_central_finite_differences(inner_steps, monkeypatch):
     params, log_prob, tasks = tiny_problem(num_tasks=2, inner_steps=inner_steps)
     meta, analytic = meta_value_and_grad(params, log_prob, tasks, first_order=False, inner_steps=inner_steps)
     assert meta.clip_fraction == 0.0, "the finite differences need every ratio inside the clip (a smooth loss)"
@@ -251,8 +264,10 @@ def test_the_second_order_meta_gradient_matches_central_finite_differences(inner
         for name, shape, size in shapes:
             point[name] = vector[start:start + size].reshape(shape).clone().requires_grad_(True)
             start += size
-        return float(losses.maml_loss(point, log_prob=log_prob, tasks=tasks, inner_lr=INNER_LR,
-                                      inner_steps=inner_steps, first_order=False, clip_param=0.2).loss.detach())
+        with monkeypatch.context() as patch:
+            patch.setattr(losses, "inner_loss", finn_inner_loss)
+            return float(losses.maml_loss(point, log_prob=log_prob, tasks=tasks, inner_lr=INNER_LR,
+                                          inner_steps=inner_steps, first_order=False, clip_param=0.2).loss.detach())
 
     h = 1e-5
     numeric = torch.zeros_like(flat)
@@ -264,6 +279,25 @@ def test_the_second_order_meta_gradient_matches_central_finite_differences(inner
     # order 1, so ~1e-9 absolute against gradient entries of order 1e-3 to 1: 1e-6 relative leaves a wide margin
     # and still fails a gradient that missed the second-order term (off by ~1e-2 relative, the next test).
     np.testing.assert_allclose(analytic.numpy(), numeric.numpy(), rtol=1e-6, atol=1e-8)
+
+
+def test_the_first_inner_step_away_from_the_sampling_theta_is_importance_weighted():
+    # A later outer epoch recomputes theta' at an updated theta from rows the first theta sampled.
+    params, log_prob, tasks = tiny_problem(num_tasks=1, seed=5)
+    pre = tasks[0][0]
+    moved = {k: (v + 0.2 * torch.randn_like(v)).detach().requires_grad_(True) for k, v in params.items()}
+
+    def grad_of(loss):
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(moved.values()))])
+
+    step0 = grad_of(losses.inner_loss(moved, 0, log_prob=log_prob, rows=pre))
+    weighted = grad_of(losses.importance_weighted_pg_loss(
+        logp=log_prob(pre[losses.OBS], pre[losses.ACTIONS], moved), logp_old=pre[losses.LOGP_OLD],
+        advantages=pre[losses.ADVANTAGES]))
+    plain = grad_of(losses.reinforce_loss(logp=log_prob(pre[losses.OBS], pre[losses.ACTIONS], moved),
+                                          advantages=pre[losses.ADVANTAGES]))
+    torch.testing.assert_close(step0, weighted, rtol=1e-10, atol=1e-12)
+    assert (step0 - plain).norm() > 0.05 * plain.norm(), "the weights must change the step away from theta0"
 
 
 def test_first_order_drops_exactly_the_hessian_term_of_the_inner_step():
