@@ -100,6 +100,17 @@ def test_q_values_are_trained_net_plus_scaled_fixed_prior():
     assert not torch.allclose(q[0], q[1])
 
 
+def test_prior_bias_false_zeroes_the_priors_biases_only():
+    with_bias, without = make_module(), make_module(prior_bias=False)
+    for layer in without.prior.layers:
+        assert torch.count_nonzero(layer.bias) == 0
+    assert any(torch.count_nonzero(layer.bias) > 0 for layer in with_bias.prior.layers)
+    # The trained heads are initialised as before (same seed), and a zero-bias prior of an all-zero input is zero.
+    for a, b in zip(with_bias.qf.parameters(), without.qf.parameters()):
+        assert torch.equal(a, b)
+    assert torch.count_nonzero(without.prior_q(torch.zeros(2, 6))) == 0
+
+
 def test_prior_gets_no_gradient_and_is_in_the_state():
     module = make_module()
     module.forward_train({Columns.OBS: obs()})[Q_VALUES].sum().backward()
