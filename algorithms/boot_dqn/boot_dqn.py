@@ -39,8 +39,8 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
     Fields (defaults after bsuite's deep-sea agent, Osband et al. 2018/2020):
         num_heads: K, the ensemble size.
         prior_scale: beta, the weight of each head's fixed random prior (0: none).
-        prior_bias: whether the prior's layers keep their random biases (False:
-            zero, as bsuite's agent initialises them).
+        zero_bias_init: every layer of the heads and of their priors starts
+            with zero biases (as bsuite's agent), not torch's uniform ones.
         mask_prob: probability that a head trains on a transition (1: no bootstrap).
         epsilon: epsilon-dithering on top of the head's greedy action, fixed or
             [[env_step, value], ...] (0 by default: posterior sampling alone).
@@ -60,7 +60,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         super().__init__(algo_class=algo_class or BootDQN)
         self.num_heads = 10
         self.prior_scale = 3.0
-        self.prior_bias = True
+        self.zero_bias_init = False
         self.mask_prob = 0.5
         self.epsilon: float | list = 0.0
         self.hidden_sizes = [64, 64]
@@ -87,7 +87,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         *,
         num_heads: int = NotProvided,
         prior_scale: float = NotProvided,
-        prior_bias: bool = NotProvided,
+        zero_bias_init: bool = NotProvided,
         mask_prob: float = NotProvided,
         epsilon: float | list = NotProvided,
         hidden_sizes: list[int] = NotProvided,
@@ -98,7 +98,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         **kwargs,
     ) -> "BootDQNConfig":
         return super().training(
-            num_heads=num_heads, prior_scale=prior_scale, prior_bias=prior_bias, mask_prob=mask_prob, epsilon=epsilon,
+            num_heads=num_heads, prior_scale=prior_scale, zero_bias_init=zero_bias_init, mask_prob=mask_prob, epsilon=epsilon,
             hidden_sizes=hidden_sizes, tau=tau, target_update_interval=target_update_interval,
             huber_delta=huber_delta, double_q=double_q, **kwargs,
         )
@@ -117,7 +117,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
             raise BadInput(f"hidden_sizes={self.hidden_sizes!r} must be a list of positive integers")
         _check_epsilon(self.epsilon)
         check_choice("double_q", self.double_q, (True, False))
-        check_choice("prior_bias", self.prior_bias, (True, False))
+        check_choice("zero_bias_init", self.zero_bias_init, (True, False))
         if not (isinstance(self.env_runner_cls, type) and issubclass(self.env_runner_cls, BootDQNEnvRunner)):
             raise BadInput(
                 f"env_runner_cls={self.env_runner_cls!r} must be BootDQNEnvRunner or a subclass: "
@@ -130,7 +130,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         return super()._model_config_auto_includes | {
             "num_heads": self.num_heads,
             "prior_scale": self.prior_scale,
-            "prior_bias": self.prior_bias,
+            "zero_bias_init": self.zero_bias_init,
             "epsilon": self.epsilon,
             "hidden_sizes": list(self.hidden_sizes),
         }

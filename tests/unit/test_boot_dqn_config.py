@@ -57,7 +57,7 @@ def test_unknown_training_keyword_is_refused():
         ("replay_capacity", 0),
         ("training_intensity", 0.0),
         ("double_q", "yes"),
-        ("prior_bias", 0),
+        ("zero_bias_init", 0),
     ],
 )
 def test_out_of_range_values_name_the_field(field, value):

@@ -100,15 +100,17 @@ def test_q_values_are_trained_net_plus_scaled_fixed_prior():
     assert not torch.allclose(q[0], q[1])
 
 
-def test_prior_bias_false_zeroes_the_priors_biases_only():
-    with_bias, without = make_module(), make_module(prior_bias=False)
-    for layer in without.prior.layers:
-        assert torch.count_nonzero(layer.bias) == 0
-    assert any(torch.count_nonzero(layer.bias) > 0 for layer in with_bias.prior.layers)
-    # The trained heads are initialised as before (same seed), and a zero-bias prior of an all-zero input is zero.
-    for a, b in zip(with_bias.qf.parameters(), without.qf.parameters()):
-        assert torch.equal(a, b)
-    assert torch.count_nonzero(without.prior_q(torch.zeros(2, 6))) == 0
+def test_zero_bias_init_zeroes_every_bias_of_heads_and_priors_and_keeps_the_weights():
+    uniform, zero = make_module(), make_module(zero_bias_init=True)
+    for net in (zero.qf, zero.prior):
+        for layer in net.layers:
+            assert torch.count_nonzero(layer.bias) == 0
+    assert all(torch.count_nonzero(layer.bias) > 0 for layer in uniform.prior.layers)
+    for net in ("qf", "prior"):  # the same seed draws the same weights
+        for a, b in zip(getattr(uniform, net).layers, getattr(zero, net).layers):
+            assert torch.equal(a.weight, b.weight)
+    # An all-zero input (DeepSea's terminal observation) then has Q = 0 in every head.
+    assert torch.count_nonzero(zero.q_all(torch.zeros(2, 6))) == 0
 
 
 def test_prior_gets_no_gradient_and_is_in_the_state():

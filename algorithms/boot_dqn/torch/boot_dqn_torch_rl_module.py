@@ -24,7 +24,7 @@ Q_VALUES = "q_values"  # [K, B, A]
 # learner already has it (BootDQNTorchLearner's PriorMemo); absent, the module computes it.
 PRIOR_Q = "prior_q"
 
-DEFAULT_MODEL_CONFIG = {"num_heads": 10, "hidden_sizes": [64, 64], "prior_scale": 3.0, "prior_bias": True, "epsilon": 0.0}
+DEFAULT_MODEL_CONFIG = {"num_heads": 10, "hidden_sizes": [64, 64], "prior_scale": 3.0, "zero_bias_init": False, "epsilon": 0.0}
 
 
 class OneHotRows(NamedTuple):
@@ -119,8 +119,8 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
     heads vote (losses.vote).
 
     model_config keys: num_heads (int), hidden_sizes (list[int]), prior_scale
-    (float >= 0), prior_bias (bool: False zeroes the prior's biases), epsilon
-    (float, or [[env_step, value], ...]).
+    (float >= 0), zero_bias_init (bool: every layer's bias starts at 0),
+    epsilon (float, or [[env_step, value], ...]).
     """
 
     def setup(self):
@@ -135,12 +135,15 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
         self.epsilon = cfg["epsilon"]
         self.qf = EnsembleMLP(self.num_heads, obs_dim, hidden, self.num_actions)
         self.prior = EnsembleMLP(self.num_heads, obs_dim, hidden, self.num_actions).requires_grad_(False)
-        if not cfg["prior_bias"]:
-            # No bias in the prior (as bsuite's Sonnet MLPs start): its output is then all state-dependent.
-            # With torch's uniform biases the bias path dominates a wide one-hot input's (N^2 cells, first
-            # weights ~1/N): each head's prior is a near-constant preference for one action label.
-            for layer in self.prior.layers:
-                layer.bias.zero_()
+        if cfg["zero_bias_init"]:
+            # Zero biases at the start, as bsuite's Sonnet MLPs: the heads' and the priors' outputs are then all
+            # state-dependent. With torch's uniform biases the bias path dominates a wide one-hot input's (N^2
+            # cells, first weights ~1/N), so every head starts with a near-constant preference for one action
+            # label in every cell, trained part and prior alike.
+            with torch.no_grad():
+                for net in (self.qf, self.prior):
+                    for layer in net.layers:
+                        layer.bias.zero_()
 
     def _flat_obs(self, obs: torch.Tensor) -> torch.Tensor | OneHotRows:
         """The networks' input: flat float rows, or OneHotRows when every row is one-hot (or all zero)."""
