@@ -32,7 +32,6 @@ class OneHotRows(NamedTuple):
 
     index: torch.Tensor  # [B] long: the column of the row's 1 (0 for an all-zero row)
     present: torch.Tensor | None  # [1, B, 1]: 1.0 where the row has its 1, 0.0 where all zero; None: no zero row
-    width: int
 
 
 def one_hot_rows(x: torch.Tensor) -> OneHotRows | None:
@@ -59,7 +58,7 @@ def one_hot_rows(x: torch.Tensor) -> OneHotRows | None:
     # The one non-zero entry is 1, so x @ [0, 1, ..., width - 1] is its column exactly (an integer < 2^24).
     index = (x @ torch.arange(x.shape[1], dtype=x.dtype)).long()
     present = None if float(high.amin()) == 1 else high.view(1, -1, 1)
-    return OneHotRows(index, present, int(x.shape[1]))
+    return OneHotRows(index, present)
 
 
 class EnsembleLinear(nn.Module):
@@ -151,19 +150,25 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
         rows = one_hot_rows(x)
         return x if rows is None else rows
 
-    def _with_prior(self, net: nn.Module, obs: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
-        q = net(obs)
+    def _with_prior(self, net: nn.Module, x: torch.Tensor | OneHotRows,
+                    prior: torch.Tensor | None = None) -> torch.Tensor:
+        """net(x) plus the prior (computed from x unless given); x: the networks' input (_flat_obs)."""
+        q = net(x)
         if prior is None:
-            prior = self.prior_q(obs)
+            prior = self._prior(x)
         # Outside no_grad: the gradient flows into net.
         return q if prior is None else q + prior
 
-    @torch.no_grad()
     def prior_q(self, obs: torch.Tensor) -> torch.Tensor | None:
         """The fixed part of every head, prior_scale * p_k(obs), [K, B, A]; None without a prior."""
+        return self._prior(self._flat_obs(obs))
+
+    @torch.no_grad()
+    def _prior(self, x: torch.Tensor | OneHotRows) -> torch.Tensor | None:
+        """prior_q of the networks' input x (_flat_obs), so that it is prepared once for every pass."""
         if not self.prior_scale:
             return None
-        return self.prior_scale * self.prior(obs if isinstance(obs, OneHotRows) else self._flat_obs(obs))
+        return self.prior_scale * self.prior(x)
 
     def q_all(self, obs: torch.Tensor) -> torch.Tensor:
         """Q-values of every head, [K, B, A]."""
@@ -223,7 +228,7 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
         target = self.target_qf(x)
         q_online = self.qf(x) if online else None
         if prior is None:
-            prior = self.prior_q(x)
+            prior = self._prior(x)
         if prior is not None:
             target = target + prior
             q_online = None if q_online is None else q_online + prior
