@@ -32,8 +32,8 @@ def double_q_targets(
     per head, as in Osband et al. 2016).
 
     Args:
-        rewards: n-step returns, [B].
-        discounts: gamma^k * (1 - terminated), [B].
+        rewards: n-step returns, [B] (or [K, B]: each head's own rows).
+        discounts: gamma^k * (1 - terminated), [B] (or [K, B]).
         next_q_online: online Q-values at the next observations, [K, B, A].
         next_q_target: target Q-values at the next observations, [K, B, A].
 
@@ -42,7 +42,7 @@ def double_q_targets(
     """
     best = next_q_online.argmax(dim=-1, keepdim=True)  # [K, B, 1]
     next_value = next_q_target.gather(-1, best).squeeze(-1)  # [K, B]
-    return (rewards.unsqueeze(0) + discounts.unsqueeze(0) * next_value).detach()
+    return (_per_head(rewards) + _per_head(discounts) * next_value).detach()
 
 
 def max_q_targets(*, rewards: torch.Tensor, discounts: torch.Tensor, next_q_target: torch.Tensor) -> torch.Tensor:
@@ -53,15 +53,20 @@ def max_q_targets(*, rewards: torch.Tensor, discounts: torch.Tensor, next_q_targ
     s' an update costs one ensemble forward pass less than double_q_targets.
 
     Args:
-        rewards: n-step returns, [B].
-        discounts: gamma^k * (1 - terminated), [B].
+        rewards: n-step returns, [B] (or [K, B]: each head's own rows).
+        discounts: gamma^k * (1 - terminated), [B] (or [K, B]).
         next_q_target: target Q-values at the next observations, [K, B, A].
 
     Returns:
         Targets, [K, B] (no gradient).
     """
     next_value = next_q_target.max(dim=-1).values  # [K, B]
-    return (rewards.unsqueeze(0) + discounts.unsqueeze(0) * next_value).detach()
+    return (_per_head(rewards) + _per_head(discounts) * next_value).detach()
+
+
+def _per_head(x: torch.Tensor) -> torch.Tensor:
+    """A per-transition column, [B] (shared by the heads), or already per head, [K, B], as [1 or K, B]."""
+    return x if x.dim() == 2 else x.unsqueeze(0)
 
 
 def masked_td_loss(
@@ -85,7 +90,10 @@ def masked_td_loss(
         q_taken: Q_k(s, a) of the replayed actions, [K, B].
         targets: y_k, [K, B].
         masks: bootstrap masks in {0, 1}, [B, K] (as stored per transition).
-        weights: importance weights of prioritised replay, [B], or None.
+            On each head's own rows (q_taken and targets [K, M]), HEAD_KEEP
+            transposed, [M, K]: the loss is the same, and td_error is then per
+            column m, not per transition (prioritised replay takes the full batch).
+        weights: importance weights of prioritised replay, [B] (or [K, M]), or None.
         huber_delta: Huber threshold; None for the squared error.
 
     Returns:
@@ -102,7 +110,7 @@ def masked_td_loss(
         per_element = F.huber_loss(q_taken, targets, reduction="none", delta=huber_delta)
     m = masks.t().to(per_element.dtype)  # [K, B]
     if weights is not None:
-        per_element = per_element * weights.unsqueeze(0)
+        per_element = per_element * _per_head(weights)
     per_head = (per_element * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
     kept = m.sum(dim=0)  # [B]
     abs_td = td.detach().abs()

@@ -17,7 +17,8 @@ def test_defaults_validate_and_reach_the_module():
     cfg = config()
     cfg.validate()
     model = cfg.model_config
-    assert (model["num_heads"], model["prior_scale"], model["epsilon"]) == (10, 3.0, 0.0)
+    assert (model["num_heads"], model["prior_scale"], model["epsilon"]) == (10, 10.0, 0.0)
+    assert model["zero_bias_init"] is True
     assert model["hidden_sizes"] == [64, 64]
 
 

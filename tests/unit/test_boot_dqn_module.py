@@ -10,11 +10,13 @@ from ray.rllib.core.columns import Columns
 
 from rlfrontier.algorithms.boot_dqn.connectors import BOOTSTRAP_HEAD, BootstrapHeadPicker
 from rlfrontier.algorithms.boot_dqn.torch.boot_dqn_torch_rl_module import (
+    HEAD_ROWS,
     Q_VALUES,
     BootDQNTorchRLModule,
     EnsembleLinear,
     epsilon_at,
     one_hot_rows,
+    select_head_rows,
 )
 
 OBS_SPACE = gym.spaces.Box(0.0, 1.0, (6,))
@@ -101,7 +103,7 @@ def test_q_values_are_trained_net_plus_scaled_fixed_prior():
 
 
 def test_zero_bias_init_zeroes_every_bias_of_heads_and_priors_and_keeps_the_weights():
-    uniform, zero = make_module(), make_module(zero_bias_init=True)
+    uniform, zero = make_module(zero_bias_init=False), make_module(zero_bias_init=True)
     for net in (zero.qf, zero.prior):
         for layer in net.layers:
             assert torch.count_nonzero(layer.bias) == 0
@@ -211,3 +213,23 @@ def test_online_and_target_q_match_the_separate_passes():
     torch.testing.assert_close(online, module.compute_q_values({Columns.OBS: x})[Q_VALUES])
     torch.testing.assert_close(target, module.forward_target({Columns.OBS: x})[Q_VALUES])
     assert not online.requires_grad and not target.requires_grad
+
+
+@pytest.mark.parametrize("one_hot", [True, False])
+def test_each_heads_own_rows_give_that_heads_outputs_on_those_rows(one_hot):
+    module = make_module(hidden_sizes=[8, 8])
+    module.make_target_networks()
+    x = torch.zeros(7, 6)
+    if one_hot:  # one-hot rows and an all-zero row (DeepSea's terminal observation)
+        x[torch.arange(6), torch.tensor([3, 0, 5, 3, 1, 2])] = 1.0
+    else:
+        x = torch.randn(7, 6, generator=torch.Generator().manual_seed(2))
+    rows = torch.tensor([[6, 0, 2], [1, 1, 5], [4, 3, 0], [2, 6, 6]])  # [K=4, M=3], repeats allowed
+    full = module._forward_train({Columns.OBS: x})[Q_VALUES]  # [K, B, A]
+    own = module._forward_train({Columns.OBS: x, HEAD_ROWS: rows})[Q_VALUES]  # [K, M, A]
+    assert own.shape == (4, 3, 3)
+    torch.testing.assert_close(own, select_head_rows(full, rows), rtol=1e-6, atol=1e-6)
+    online, target = module.online_and_target_q(x, rows=rows)
+    full_online, full_target = module.online_and_target_q(x)
+    torch.testing.assert_close(online, select_head_rows(full_online, rows), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(target, select_head_rows(full_target, rows), rtol=1e-6, atol=1e-6)

@@ -33,8 +33,8 @@ from learner_batches import (
 from rlfrontier import offpolicy, replay
 from rlfrontier.algorithms.boot_dqn.boot_dqn import BOOTSTRAP_MASK, BootDQN, BootDQNConfig
 from rlfrontier.algorithms.boot_dqn.boot_dqn_learner import HEAD_DISAGREEMENT, HEAD_Q_STD, MASK_MEAN
-from rlfrontier.algorithms.boot_dqn.torch.boot_dqn_torch_learner import NEXT_PRIOR_Q, PriorMemo
-from rlfrontier.algorithms.boot_dqn.torch.boot_dqn_torch_rl_module import PRIOR_Q
+from rlfrontier.algorithms.boot_dqn.torch.boot_dqn_torch_learner import NEXT_PRIOR_Q, PriorMemo, head_rows
+from rlfrontier.algorithms.boot_dqn.torch.boot_dqn_torch_rl_module import PRIOR_Q, Q_VALUES
 from rlfrontier.envs import register_envs
 
 GAMMA = 0.99
@@ -364,3 +364,48 @@ def test_updates_through_the_prior_memo_equal_updates_without_it(env):
 
 def test_no_prior_no_memo(env):
     assert make_learner(env, prior_scale=0.0)._prior_memos == {}
+
+
+# Each head on its kept rows (head_rows) ---------------------------------------------------------------------------
+def test_head_rows_puts_each_heads_kept_rows_first_in_batch_order_padded_to_the_most_kept():
+    masks = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 0, 1], [1, 0, 0]], dtype=torch.float32)  # [B=4, K=3]
+    rows, keep = head_rows(masks)
+    assert rows.shape == keep.shape == (3, 3)  # head 2 keeps 3 of 4 rows, the most
+    assert rows[0, :3].tolist() == [0, 2, 3] and keep[0].tolist() == [1, 1, 1]
+    assert keep[1].tolist() == [0, 0, 0]  # a head that keeps nothing: padding only
+    assert rows[2].tolist() == [0, 1, 2] and keep[2].tolist() == [1, 1, 1]
+    assert head_rows(torch.ones(4, 3)) is None  # every head keeps every row: nothing to select
+    # A row is kept when its mask is non-zero, whatever the value, which HEAD_KEEP carries on.
+    rows, keep = head_rows(torch.tensor([[0.5, 0.0], [0.5, 0.0], [0.0, 1.0]]))
+    assert rows.tolist() == [[0, 1], [2, 0]] and keep.tolist() == [[0.5, 0.5], [1.0, 0.0]]
+
+
+@pytest.mark.parametrize("double_q", [True, False])
+@pytest.mark.parametrize("prior_memo", [True, False])
+def test_updates_on_each_heads_kept_rows_equal_updates_on_every_row(env, double_q, prior_memo):
+    selecting, everything = (make_learner(env, prioritized_replay=False, double_q=double_q) for _ in range(2))
+    everything._select_head_rows = False
+    assert selecting._select_head_rows
+    if not prior_memo:
+        selecting._prior_memos = everything._prior_memos = {}
+    widths = []  # the rows each head was computed on, per update of `selecting`
+    module = module_of(selecting)
+    forward_train = module._forward_train
+    module._forward_train = lambda batch, **kw: widths.append((out := forward_train(batch, **kw))[Q_VALUES].shape[1]) or out
+    masks = [random_masks(seed) for seed in (3, 4)]
+    masks[1][:, 1] = 0.0  # head 1 keeps nothing in the second batch
+    masks.append(np.ones((BATCH, HEADS), dtype=np.float32))  # a head keeps every row: no selection
+    masks[2][:5, 3] = 0.0
+    for seed, m in enumerate(masks * 2):
+        batch = deep_sea_batch(env, m, seed=seed)
+        assert (head_rows(torch.as_tensor(m)) is None) == (seed % 3 == 2)
+        first, second = update(selecting, batch), update(everything, batch)
+        for key in ("qf_loss", "q_mean", HEAD_DISAGREEMENT, HEAD_Q_STD, MASK_MEAN):
+            assert peek(first, key) == pytest.approx(peek(second, key), rel=1e-5, abs=1e-7), key
+    for a, b in zip(params(module_of(selecting).qf), params(module_of(everything).qf), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # Per update: the loss's pass on the most any head keeps, then the metrics' pass on every row;
+    # one pass on every row where a head keeps them all.
+    most = [int(m.sum(0).max()) for m in masks * 2]
+    assert widths == [w for k in most for w in ([k, BATCH] if k < BATCH else [BATCH])]
+    assert max(most[:2]) < 0.8 * BATCH
