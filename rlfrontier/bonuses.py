@@ -311,10 +311,17 @@ class RunningMeanStd:
         self.var = np.ones(shape, dtype=np.float64)
         self.count = 0.0
 
-    def update(self, x: np.ndarray) -> None:
+    def update(self, x: np.ndarray, *, max_count: float | None = None) -> None:
+        """Merges the rows of x; `max_count` caps the weight of the statistics so far (None: no cap).
+
+        With the cap, the old statistics weigh at most max_count rows, so they
+        forget geometrically: about the last max_count rows count.
+        """
         x = np.asarray(x, dtype=np.float64)
         if len(x) == 0:
             return
+        if max_count is not None:
+            self.count = min(self.count, float(max_count))
         batch_mean, batch_var, n = x.mean(axis=0), x.var(axis=0), len(x)
         total = self.count + n
         delta = batch_mean - self.mean
@@ -359,6 +366,7 @@ class RNDBonus(Bonus):
 
     def __init__(self, *, beta: float = 1.0, gamma: float = 0.99, hidden_sizes: list[int] | None = None,
                  embedding_dim: int = 32, lr: float = 1e-3, obs_clip: float = 5.0,
+                 return_window: int | None = None,
                  observation_space: gym.Space | None = None, seed: int | None = None):
         from rlfrontier import rnd
 
@@ -375,6 +383,10 @@ class RNDBonus(Bonus):
             raise ValueError(f"bonus rnd embedding_dim={embedding_dim!r} must be a positive integer")
         self.model_config = {"hidden_sizes": list(hidden_sizes), "embedding_dim": embedding_dim,
                              "lr": _positive(self.kind, "lr", lr), "obs_clip": _positive(self.kind, "obs_clip", obs_clip)}
+        if return_window is not None and (isinstance(return_window, bool) or not isinstance(return_window, int)
+                                          or return_window < 1):
+            raise ValueError(f"bonus rnd return_window={return_window!r} must be a positive integer or None")
+        self.return_window = return_window
         self.observation_space = observation_space
         self._seed = seed
         self.obs_stats: RunningMeanStd | None = None
@@ -447,7 +459,7 @@ class RNDBonus(Bonus):
             running = self.gamma * running + error
             returns[i] = running
         self._running_return = running
-        self.return_stats.update(returns)
+        self.return_stats.update(returns, max_count=self.return_window)
         return {}
 
     def intrinsic(self, columns):
@@ -553,21 +565,12 @@ class BonusFields:
         return (self.bonus_kinds or BONUSES)[kind_of(self.bonus)].module_spec(settings)
 
     def get_multi_rl_module_spec(self, *, inference_only: bool = False, **kwargs):
+        from rlfrontier.modules import add_beside_policy
+
         spec = super().get_multi_rl_module_spec(inference_only=inference_only, **kwargs)
         extra = self.bonus_module_specs()
-        taken = sorted(set(extra) & set(spec.rl_module_specs))
-        if taken:
-            raise ValueError(f"bonus {self.bonus.get('type')} needs the module id(s) {taken}, which the "
-                             "config's rl_module_spec already uses")
-        if extra and not inference_only:
-            from ray.rllib.core import DEFAULT_MODULE_ID
-
-            policy = spec.rl_module_specs[DEFAULT_MODULE_ID]
-            for module_spec in extra.values():
-                module_spec.observation_space = module_spec.observation_space or policy.observation_space
-                module_spec.action_space = module_spec.action_space or policy.action_space
-            spec.add_modules(extra)
-        return spec
+        return add_beside_policy(spec, extra, inference_only=inference_only,
+                                 owner=f"bonus {self.bonus.get('type')}" if extra else "")
 
 
 def env_observation_space(algo) -> gym.Space | None:

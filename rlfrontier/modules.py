@@ -123,6 +123,29 @@ def add_learner_only_modules(config: "AlgorithmConfig", specs: Mapping[ModuleID,
     return config.rl_module(rl_module_spec=multi)
 
 
+def add_beside_policy(spec: MultiRLModuleSpec, specs: Mapping[ModuleID, RLModuleSpec], *, inference_only: bool,
+                      owner: str) -> MultiRLModuleSpec:
+    """A config's MultiRLModuleSpec with an algorithm's own learner-only modules beside the policy module.
+
+    For an AlgorithmConfig's `get_multi_rl_module_spec`: `specs` are added
+    (their spaces, where None, the policy module's) unless the spec is for
+    EnvRunners (`inference_only`), which never build them. `owner` names what
+    needs them in the ValueError for a module id the config already uses. The
+    config names their ids in `own_learner_only_module_ids()`, so that
+    `learner_only_module_ids` (weight syncs, the learners' sharing) sees them.
+    """
+    taken = sorted(set(specs) & set(spec.rl_module_specs))
+    if taken:
+        raise ValueError(f"{owner} needs the module id(s) {taken}, which the config's rl_module_spec already uses")
+    if specs and not inference_only:
+        policy = spec.rl_module_specs[DEFAULT_MODULE_ID]
+        for module_spec in specs.values():
+            module_spec.observation_space = module_spec.observation_space or policy.observation_space
+            module_spec.action_space = module_spec.action_space or policy.action_space
+        spec.add_modules(dict(specs))
+    return spec
+
+
 def check_learner_only_class(module_id: ModuleID, module_class: type | None) -> None:
     """BadInput unless `module_class` brings its own loss and optimizer."""
     missing = [
@@ -145,7 +168,9 @@ def learner_only_module_ids(config: "AlgorithmConfig") -> frozenset[ModuleID]:
         ids = {mid for mid, s in spec.rl_module_specs.items() if s.learner_only}
     # An exploration bonus's modules (rlfrontier.bonuses.BonusFields), added when the spec is made.
     bonus_specs = getattr(config, "bonus_module_specs", None)
-    return frozenset(ids | set(bonus_specs() if bonus_specs is not None else ()))
+    # An algorithm's own (gcl's reward, the adversarial discriminators), added by `add_beside_policy`.
+    own = getattr(config, "own_learner_only_module_ids", None)
+    return frozenset(ids | set(bonus_specs() if bonus_specs is not None else ()) | set(own() if own else ()))
 
 
 # Learner side ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -150,6 +150,10 @@ class DemoReplayFields:
             before the first env step (DQfD's pre-training phase).
     """
 
+    # Whether `demos` go into replay (DQfD). An algorithm that reads them for
+    # something else (gcl: its reward's demonstrations) sets False.
+    demos_in_replay: ClassVar[bool] = True
+
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class)
         self.demos: str | None = None
@@ -185,7 +189,7 @@ def make_replay_buffer(config: ReplayConfig) -> replay.TransitionReplayBuffer | 
         epsilon=config.prioritized_replay_eps,
         seed=seeding.rng(config.seed, seeding.REPLAY),
     )
-    if not getattr(config, "demos", None):
+    if not getattr(config, "demos", None) or not getattr(config, "demos_in_replay", True):
         return buffer
     return replay.DemoReplayBuffer(
         agent=buffer,
@@ -246,6 +250,7 @@ def replay_training_step(
     *,
     extra_columns: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
     reward_hook: replay.RewardHook | None = None,
+    on_sampled: Callable[[list], None] | None = None,
 ) -> None:
     """One training step of `algo` (an Algorithm with `replay_buffer` and `_update_credit`).
 
@@ -259,6 +264,8 @@ def replay_training_step(
             before folding (see TransitionReplayBuffer.fold); when it has an
             `on_add` (rewards.ReplayRewardHook: an exploration bonus), that
             sees every new transition once and returns columns to store too.
+        on_sampled: called with the sampled episode chunks once they are in
+            replay, before any update (gcl updates its reward there).
     """
     cfg = algo.config
     with algo.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
@@ -283,6 +290,8 @@ def replay_training_step(
                 columns.update(on_add(columns))
             algo.replay_buffer.add(columns)
     algo.metrics.log_value(REPLAY_BUFFER_SIZE, len(algo.replay_buffer), window=1)
+    if on_sampled is not None:
+        on_sampled(episodes)
 
     lifetime_steps = algo.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
     if lifetime_steps < cfg.num_steps_sampled_before_learning_starts:

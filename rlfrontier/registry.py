@@ -122,6 +122,16 @@ def _airl() -> AlgorithmConfig:
     return _ppo_tuned(AIRLConfig())
 
 
+def _gcl() -> AlgorithmConfig:
+    from rlfrontier.algorithms.gcl import GCLConfig
+
+    return GCLConfig()
+
+
+def _gcl_metrics(algo: Any) -> dict[str, float]:
+    return algo.reward_metrics()
+
+
 def _expert_return_ratio(algo: Any) -> dict[str, float]:
     return algo.expert_return_ratio()
 
@@ -279,6 +289,18 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             needs=(DEMONSTRATIONS,),
             primary_metric=f"{EVALUATION_METRICS}/expert_return_ratio",
             evaluation_hook=_expert_return_ratio,
+        ),
+        AlgoSpec(
+            "gcl",
+            "Guided cost learning: sample-based MaxEnt IRL, Z by importance sampling of soft_q's trajectories "
+            "with --demos mixed in; soft_q learns on the current reward",
+            "rlfrontier",
+            ("Discrete",),
+            _gcl,
+            ("alpha", "policy_entropy", "q_mean", "qf_loss", *_REWARDS),
+            needs=(DEMONSTRATIONS,),
+            primary_metric=f"{EVALUATION_METRICS}/expert_return_ratio",
+            evaluation_hook=_gcl_metrics,
         ),
         AlgoSpec(
             "maml",

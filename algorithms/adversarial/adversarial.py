@@ -68,7 +68,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rlfrontier import replay, seeding
+from rlfrontier import modules, replay, seeding
 from rlfrontier.algorithms.adversarial.torch import discriminator as disc
 from rlfrontier.ppo_bonus import sample_episodes, set_step_column
 from rlfrontier.rewards import RewardTransformConnector, episode_columns
@@ -232,15 +232,13 @@ class AdversarialConfig(PPOConfig):
                             action_space=action_space, model_config=self.discriminator_model_config(),
                             learner_only=True)
 
+    def own_learner_only_module_ids(self) -> tuple[str, ...]:
+        return (disc.MODULE_ID,)
+
     def get_multi_rl_module_spec(self, *, inference_only: bool = False, **kwargs):
         spec = super().get_multi_rl_module_spec(inference_only=inference_only, **kwargs)
-        if disc.MODULE_ID in spec.rl_module_specs:
-            raise ValueError(f"the module id {disc.MODULE_ID!r} is the discriminator's; the config's "
-                             "rl_module_spec already uses it")
-        if not inference_only:  # EnvRunners never build the discriminator
-            policy = spec.rl_module_specs[DEFAULT_MODULE_ID]
-            spec.add_modules({disc.MODULE_ID: self.discriminator_spec(policy.observation_space, policy.action_space)})
-        return spec
+        return modules.add_beside_policy(spec, {disc.MODULE_ID: self.discriminator_spec()},
+                                         inference_only=inference_only, owner="the discriminator")
 
     def get_default_learner_class(self):
         if self.framework_str != "torch":

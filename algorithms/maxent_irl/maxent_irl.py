@@ -248,12 +248,35 @@ class MaxEntIRL(Algorithm):
 
     def reward_metrics(self) -> dict[str, float]:
         """The measures of the learned reward against the true one (the registry's evaluation hook)."""
-        reward = self.learned_reward()
-        evd, best = tabular.expected_value_difference(self.mdp, reward, gamma=self.config.gamma,
-                                                      stationary=self.config.stationary)
-        return {
-            REWARD_CORRELATION: tabular.pearson(reward, self.mdp.reward),
-            EVD: evd,
-            EVD_RATIO: evd / abs(best) if best else float("nan"),
-            OPTIMAL_VALUE: best,
-        }
+        return learned_reward_measures(self.mdp, self.learned_reward(), gamma=self.config.gamma,
+                                       stationary=self.config.stationary)
+
+
+def learned_reward_measures(mdp: tabular.TabularMDP, reward: np.ndarray, *, gamma: float,
+                            stationary: bool = False) -> dict[str, float]:
+    """A learned state reward [S] against the world's true one: correlation, EVD, its ratio, the optimal value."""
+    evd, best = tabular.expected_value_difference(mdp, reward, gamma=gamma, stationary=stationary)
+    return {
+        REWARD_CORRELATION: tabular.pearson(reward, mdp.reward),
+        EVD: evd,
+        EVD_RATIO: evd / abs(best) if best else float("nan"),
+        OPTIMAL_VALUE: best,
+    }
+
+
+def is_tabular(config: AlgorithmConfig) -> bool:
+    """Whether the config's env is a tabular world with known dynamics and one-hot observations of its states."""
+    from rlfrontier.registry import TABULAR_MDP_API
+
+    envs.register_envs()
+    try:
+        env = gym.make(config.env, **dict(config.env_config or {}))
+    except Exception:  # noqa: BLE001 - not a registered id (a class or a callable): not a tabular world
+        return False
+    try:
+        base = env.unwrapped
+        if not all(hasattr(base, name) for name in TABULAR_MDP_API):
+            return False
+        return env.observation_space.shape == (len(np.asarray(base.true_reward)),)
+    finally:
+        env.close()

@@ -212,7 +212,8 @@ class SoftQ(bonuses.BonusState, Algorithm):
         self._num_actions = int(self.spaces[DEFAULT_MODULE_ID][1].n)
         self._reward_hook = rewards.attach_replay_hook(self)
         self._max_alpha = self.config.alpha
-        self._pretrain_pending = bool(self.config.demos) and self.config.demo_pretrain_updates > 0
+        self._pretrain_pending = (bool(self.config.demos) and self.config.demos_in_replay
+                                  and self.config.demo_pretrain_updates > 0)
 
     def training_step(self) -> None:
         if self._pretrain_pending:

@@ -224,6 +224,13 @@ def test_airl_state_only_must_be_a_boolean_and_demos_are_needed():
         GAILConfig().environment("CartPole-v1").validate()
 
 
+def test_the_discriminator_is_learner_only_for_every_piece_that_asks():
+    from rlfrontier.modules import learner_only_module_ids
+
+    for config_class in (GAILConfig, AIRLConfig):
+        assert disc.MODULE_ID in learner_only_module_ids(config_class())
+
+
 # AIRL's learned reward as a reward transform ----------------------------------------------------
 def _checkpoint(tmp_path, module) -> str:
     from rlfrontier.algorithms.adversarial.learned_reward import MODULE_PATH

@@ -1,0 +1,3 @@
+from rlfrontier.algorithms.gcl.gcl import GCL, GCLConfig
+
+__all__ = ["GCL", "GCLConfig"]
