@@ -112,6 +112,7 @@ TRANSFORMS: dict[str, type[RewardTransform]] = {cls.kind: cls for cls in (Affine
 LAZY_TRANSFORMS: dict[str, tuple[str, str]] = {
     "airl": ("rlfrontier.algorithms.adversarial.learned_reward", "AIRLLearnedReward"),
     "gail": ("rlfrontier.algorithms.adversarial.learned_reward", "GAILLearnedReward"),
+    "gcl": ("rlfrontier.algorithms.gcl.gcl", "GCLLearnedReward"),
 }
 
 

@@ -41,16 +41,22 @@ PARTS = ("g", "f")
 
 def load_discriminator(checkpoint: str | Path, kind: type[disc.Discriminator], algo: str) -> disc.Discriminator:
     """The trained discriminator of an `algo` checkpoint, a `kind` (eval mode); ValueError saying what is wrong."""
+    return load_learned_module(checkpoint, disc.MODULE_ID, kind, algo, what="discriminator")
+
+
+def load_learned_module(checkpoint: str | Path, module_id: str, kind: type, algo: str, *, what: str):
+    """The learner-only module `module_id` of an `algo` checkpoint, a `kind` (eval mode); ValueError saying
+    what is wrong (`what` names the module in it)."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    path = Path(checkpoint).expanduser() / MODULE_PATH / disc.MODULE_ID
+    path = Path(checkpoint).expanduser() / MODULE_PATH / module_id
     if not path.is_dir():
-        raise ValueError(f"reward_transform {algo} checkpoint={str(checkpoint)!r} holds no discriminator ({path} "
+        raise ValueError(f"reward_transform {algo} checkpoint={str(checkpoint)!r} holds no {what} ({path} "
                          f"is missing): give a checkpoint of `rlfrontier train {algo}`")
     module = RLModule.from_checkpoint(str(path))
     if not isinstance(module, kind):
         raise ValueError(f"reward_transform {algo} checkpoint={str(checkpoint)!r} holds a {type(module).__name__}, "
-                         f"not {algo}'s discriminator")
+                         f"not {algo}'s {what}")
     module.eval()
     return module
 

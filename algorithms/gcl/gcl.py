@@ -184,18 +184,34 @@ def paired_trajectories(samples: list[Trajectory], demos: list[Trajectory], *, s
 
 
 class CurrentReward(rewards.RewardTransform):
-    """r' = scale * r_psi(s, a) of the Algorithm's copy of the learned reward (fetched after every update of it)."""
+    """r' = r_psi(s, a) of the Algorithm's copy of the learned reward (fetched after every update of it)."""
 
-    kind = "gcl"
+    kind = "gcl_current"
 
-    def __init__(self, module: cost.GCLReward, *, scale: float = 1.0):
+    def __init__(self, module: cost.GCLReward):
         self.module = module
-        self.scale = scale
 
     def rewrite(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         with torch.no_grad():
-            return self.scale * self.module.step_reward(torch.as_tensor(np.asarray(columns[replay.OBS])),
-                                                        torch.as_tensor(np.asarray(columns[replay.ACTIONS]))).numpy()
+            return self.module.step_reward(torch.as_tensor(np.asarray(columns[replay.OBS])),
+                                           torch.as_tensor(np.asarray(columns[replay.ACTIONS]))).numpy()
+
+
+class GCLLearnedReward(CurrentReward):
+    """`{"type": "gcl", "checkpoint": DIR}`: r' = r_psi(s, a) of a `rlfrontier train gcl` checkpoint's reward.
+
+    Trains a fresh policy (any algorithm that takes a reward transform) on what
+    gcl learned; the reward's observation statistics stay as trained (eval
+    mode). DIR must be on storage every node reads.
+    """
+
+    kind = "gcl"
+
+    def __init__(self, *, checkpoint: str):
+        from rlfrontier.algorithms.adversarial.learned_reward import load_learned_module
+
+        self.checkpoint = str(checkpoint)
+        super().__init__(load_learned_module(checkpoint, cost.MODULE_ID, cost.GCLReward, "gcl", what="reward"))
 
 
 def _hidden_sizes(value: Any) -> None:

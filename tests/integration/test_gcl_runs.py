@@ -12,6 +12,8 @@ checkpoint restores the reward.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pytest
@@ -69,6 +71,26 @@ def test_the_reward_trains_is_logged_and_reaches_soft_q(grid_demos, tmp_path):
     played = cli("evaluate", summary["checkpoint"], "--episodes", "2", "--json", cwd=tmp_path)
     assert played.returncode == 0, played.stderr[-2000:]
     assert last_json(played.stdout)["algo"] == "gcl"
+    check_learned_reward(summary["checkpoint"])
+
+
+def check_learned_reward(checkpoint: str) -> None:
+    """`{"type": "gcl", "checkpoint": DIR}` hands a fresh policy the run's r_psi(s), whatever the env paid."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from rlfrontier import rewards
+    from rlfrontier.algorithms.adversarial.learned_reward import MODULE_PATH
+
+    transform = rewards.build({"type": "gcl", "checkpoint": checkpoint})
+    trained = RLModule.from_checkpoint(str(Path(checkpoint) / MODULE_PATH / cost.MODULE_ID))
+    obs = np.eye(64, dtype=np.float32)[[0, 5, 9, 63]].reshape(2, 2, 64)  # a replay window's [B, n, ...] shape
+    columns = {replay.OBS: obs, replay.ACTIONS: np.zeros((2, 2), np.int64), replay.REWARDS: np.ones((2, 2), np.float32)}
+    with torch.no_grad():
+        expected = trained.step_reward(torch.as_tensor(obs)).numpy()
+    np.testing.assert_allclose(transform(columns), expected, rtol=1e-6)
+    assert np.ptp(expected) > 0  # a reward that tells states apart, not the env's constant 1
+    with pytest.raises(ValueError, match="holds no reward"):
+        rewards.build({"type": "gcl", "checkpoint": str(Path(checkpoint).parent)})
 
 
 @pytest.mark.parametrize("extra, needle", [

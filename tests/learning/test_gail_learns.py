@@ -59,13 +59,13 @@ def expert_demos(tmp_path_factory):
     return out
 
 
-def late_return(seed: int, expert: str) -> float:
-    """The mean greedy return after each of the last EVALUATED iterations of a BUDGET-step gail run."""
+def late_return(seed: int, expert: str, algo: str = "gail") -> float:
+    """The mean greedy return after each of the last EVALUATED iterations of a BUDGET-step `algo` run."""
     from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 
     from rlfrontier.configure import build_config
 
-    _, config, _ = build_config(algo="gail", env=ENV, seed=seed, demos=expert, evaluation_interval=0,
+    _, config, _ = build_config(algo=algo, env=ENV, seed=seed, demos=expert, evaluation_interval=0,
                                 num_env_runners=0, num_envs_per_env_runner=8)
     algorithm = config.build_algo()
     returns = []

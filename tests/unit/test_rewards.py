@@ -19,7 +19,7 @@ GAMMA = 0.9
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"type": "bonus"}, "reward_transform type 'bonus' is unknown: choose one of affine, airl, clip, gail"),
+        ({"type": "bonus"}, "reward_transform type 'bonus' is unknown: choose one of affine, airl, clip, gail, gcl"),
         ({"scale": 2}, "reward_transform type None is unknown"),
         ({"type": "affine", "scael": 2}, "reward_transform affine has no setting 'scael': it takes scale, shift"),
         ({"type": "affine", "scale": "big"}, "reward_transform affine scale='big' must be a finite number"),

@@ -59,6 +59,24 @@ def test_running_mean_std_matches_numpy_over_chunks():
     assert stats.count == 1000
 
 
+def test_running_mean_std_with_a_max_count_forgets_the_old_statistics():
+    rng = np.random.default_rng(3)
+    early, late = rng.normal(0.0, 100.0, size=(500, 1)), rng.normal(0.0, 0.01, size=(100_000, 1))
+    capped, lifetime = bonuses.RunningMeanStd((1,)), bonuses.RunningMeanStd((1,))
+    for chunk in [early, *np.array_split(late, 100)]:
+        capped.update(chunk, max_count=1000)
+        lifetime.update(chunk)
+    # The lifetime variance keeps the early transient (~100^2 * 500 / 100,500); the capped one
+    # weighs the old statistics as at most 1000 rows, so after 100 chunks of 1000 it is the late one's.
+    assert lifetime.var[0] > 10.0
+    np.testing.assert_allclose(capped.var, late.var(axis=0), rtol=0.05)
+    # Below the cap it is the exact running variance.
+    exact = bonuses.RunningMeanStd((1,))
+    for chunk in np.array_split(early, 5):
+        exact.update(chunk, max_count=1000)
+    np.testing.assert_allclose(exact.var, early.var(axis=0), rtol=1e-10)
+
+
 def _bonus(**settings) -> bonuses.RNDBonus:
     bonus = bonuses.build({"type": "rnd", **settings}, observation_space=OBS_SPACE)
     bonus._module = module(**bonus.model_config)  # what attach() copies from the learners
@@ -121,6 +139,7 @@ def test_n_step_batches_carry_the_first_steps_own_next_observation_for_the_predi
     ({"hidden_sizes": [0]}, "bonus rnd hidden_sizes=[0] must be a list of positive integers"),
     ({"embedding_dim": 0}, "bonus rnd embedding_dim=0 must be a positive integer"),
     ({"lr": -1}, "bonus rnd lr=-1 must be a positive number"),
+    ({"return_window": 0}, "bonus rnd return_window=0 must be a positive integer or None"),
     ({"bits": 8}, "bonus rnd has no setting 'bits'"),
 ])
 def test_a_bad_rnd_setting_names_itself(settings, message):
