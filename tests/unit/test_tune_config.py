@@ -145,3 +145,15 @@ def test_a_dotted_key_searches_inside_a_mapping_setting(tmp_path):
 
     space = tuning.param_space(run, seeded=False)
     assert "model_config.hidden_sizes" in space and "seed" in space, "flat keys: one MLflow param each"
+
+
+def test_a_trials_metric_is_read_flat_or_nested_as_tune_flattens_it():
+    """Regression: a search ranked by an evaluation hook's number (`metric: metrics/expected_value_difference`)
+    printed '-' for every trial and `best ... = None`: the summary looked the flattened key up in the nested result."""
+    from rlfrontier.runs import metric_value
+
+    result = {"eval_return_mean": 3.5, "metrics": {"expected_value_difference": 0.25, "nested": {"x": 1}}}
+    assert metric_value(result, "eval_return_mean") == 3.5
+    assert metric_value(result, "metrics/expected_value_difference") == 0.25
+    assert metric_value(result, "metrics/nested/x") == 1
+    assert metric_value(result, "metrics/absent") is None and metric_value(result, "eval_return_mean/x") is None
