@@ -358,7 +358,25 @@ class RNDBonus(Bonus):
     bonus's scale does not depend on the episodes' length.
 
     Settings: beta (the bonus coefficient), gamma (of the intrinsic return),
-    hidden_sizes, embedding_dim, lr (the predictor's), obs_clip.
+    hidden_sizes, embedding_dim, lr (the predictor's), obs_clip, return_window.
+
+    return_window (None: the paper's lifetime statistics): the intrinsic-
+    return normaliser weighs its statistics so far as at most this many
+    transitions, so it forgets the early ones geometrically. Why: with the
+    lifetime statistics the standard deviation stays that of the first
+    transitions, when every error is the untrained predictor's. On DeepSea N =
+    20 (one-hot observations) the predictor then fits visited cells to errors
+    ~1e-5 and novel cells sit at ~1e-3, while the lifetime std falls only from
+    0.44 to 0.07 over 10,000 episodes: the bonus of a never-visited cell was
+    ~0.001-0.004 with beta 1, below soft_q's temperature (0.05) and of the
+    order of a right move's cost (0.0005), so it steered nothing (seed 0: all
+    episodes bad to 3,016). With return_window=1000 the std fell to its floor
+    (1e-4) within ~20 iterations, novel cells got bonuses ~1-5, and soft_q +
+    rnd (beta 1) solved N = 20 by bsuite's criterion on seeds 0, 1, 2 at
+    1,888, 8,392 and 2,968 episodes (lifetime statistics, beta 1: seed 0 not
+    within 10,000, seed 2 all bad to 10,032). Once at the floor the bonus is
+    beta * error / 1e-4, a fixed rescaling: the lifetime statistics with beta
+    2000 instead solved the same seeds at 920, 864 and 816.
     """
 
     kind = "rnd"

@@ -167,7 +167,7 @@ def test_contenders_are_the_issues_six_and_plain_soft_q_built_through_the_regist
     assert deep_sea.algorithm("soft_q", size=10, budget_episodes=100) == ("soft_q", {})  # the bonuses' baseline
     assert deep_sea.algorithm("soft_q_count", size=10, budget_episodes=100) == (
         "soft_q", {"bonus": {"type": "count", "beta": 1.0}})
-    assert deep_sea.algorithm("soft_q_rnd", size=10, budget_episodes=100)[1] == {"bonus": {"type": "rnd", "beta": 1.0}}
+    assert deep_sea.algorithm("soft_q_rnd", size=10, budget_episodes=100)[1] == {"bonus": {"type": "rnd", "beta": 2000.0}}
     assert deep_sea.algorithm("ppo_rnd", size=10, budget_episodes=100) == ("ppo", {"bonus": {"type": "rnd"}})
     algo, overrides = deep_sea.algorithm("eps_dqn", size=10, budget_episodes=100)
     assert algo == "boot_dqn" and overrides["epsilon"] == [[0, 1.0], [500, 0.05]]  # half of 100 x 10 env steps
