@@ -94,7 +94,8 @@ def _maxent_irl() -> AlgorithmConfig:
     return MaxEntIRLConfig()
 
 
-def _maxent_irl_metrics(algo: Any) -> dict[str, float]:
+def _reward_metrics(algo: Any) -> dict[str, float]:
+    """The learned reward's measures (maxent_irl, gcl: their `reward_metrics`)."""
     return algo.reward_metrics()
 
 
@@ -126,10 +127,6 @@ def _gcl() -> AlgorithmConfig:
     from rlfrontier.algorithms.gcl import GCLConfig
 
     return GCLConfig()
-
-
-def _gcl_metrics(algo: Any) -> dict[str, float]:
-    return algo.reward_metrics()
 
 
 def _expert_return_ratio(algo: Any) -> dict[str, float]:
@@ -257,7 +254,7 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             accepts=(DEMONSTRATIONS,),
             primary_metric=f"{EVALUATION_METRICS}/expected_value_difference",
             mode="min",
-            evaluation_hook=_maxent_irl_metrics,
+            evaluation_hook=_reward_metrics,
         ),
         AlgoSpec(
             "bc",
@@ -300,7 +297,7 @@ ALGORITHMS: dict[str, AlgoSpec] = {
             ("alpha", "policy_entropy", "q_mean", "qf_loss", *_REWARDS),
             needs=(DEMONSTRATIONS,),
             primary_metric=f"{EVALUATION_METRICS}/expert_return_ratio",
-            evaluation_hook=_gcl_metrics,
+            evaluation_hook=_reward_metrics,
         ),
         AlgoSpec(
             "maml",

@@ -82,9 +82,9 @@ def ioc_loss(*, returns_demo: torch.Tensor, log_q_demo: torch.Tensor, returns_sa
     docstring's gradient (its value means nothing: use nll).
     """
     returns = torch.cat([returns_demo, returns_sample])
-    x = (returns - torch.cat([log_q_demo, log_q_sample])).detach()
-    log_z = log_partition(x.double())
-    d = torch.sigmoid(x.double() - log_z)
+    x = (returns - torch.cat([log_q_demo, log_q_sample])).detach().double()
+    log_z = log_partition(x)
+    d = torch.sigmoid(x - log_z)
     weights = (d / d.sum()).to(returns.dtype)
     surrogate = -returns_demo.mean() + (weights * returns).sum()
     return surrogate, (-returns_demo.mean() + log_z.to(returns.dtype)).detach(), weights
