@@ -125,6 +125,28 @@ def test_cartpole_controller_balances_for_500_steps(seed):
     assert total == 500.0 and truncated and not terminated
 
 
+def test_pendulum_expert_records_box_actions_and_swings_up(tmp_path):
+    """The scripted Pendulum-v1 expert: Box actions round-trip, and every episode ends upright."""
+    manifest = _record(tmp_path / "d", env_id="Pendulum-v1", scripted="pendulum", seed=3)
+    expected = _stepped("Pendulum-v1", {}, episodes=3, seed=3, policy=lambda o, i, t: demos.pendulum_action(o))
+    episodes = demos.load(tmp_path / "d").episodes()
+    assert manifest["source"] == "scripted:pendulum" and len(episodes) == 3
+    for got, want in zip(episodes, expected):
+        assert got["action"].shape == (200, 1) and got["action"].dtype == np.float32
+        np.testing.assert_array_equal(got["action"], want["action"].reshape(200, 1))
+        np.testing.assert_array_equal(got["reward"], want["reward"])
+        cos, sin = got["next_obs"][-1, :2]
+        assert abs(np.arctan2(sin, cos)) < 1e-3  # upright at the last step, whatever the start
+        assert got["reward"][-20:].min() > -1e-3  # and held there
+    assert np.all(np.abs(np.concatenate([e["action"] for e in episodes])) <= 2.0)
+
+
+def test_pendulum_expert_refuses_other_envs(tmp_path):
+    with pytest.raises(BadInput, match="--scripted pendulum: CartPole-v1 is not gymnasium's Pendulum"):
+        _record(tmp_path / "d", scripted="pendulum")
+    assert not (tmp_path / "d").exists()
+
+
 def test_optimal_expert_takes_the_optimal_policys_actions(tmp_path):
     from rlfrontier.tabular import TabularMDP, one_hot_policy, optimal_policy, policy_value
 
