@@ -7,7 +7,7 @@ STAMP     := $(VENV)/.installed
 PIP       := $(BIN)/pip install --constraint constraints.txt
 EXTRAS    ?= test
 
-.PHONY: setup run test test-unit test-integration test-learning bench bench-sb3 lint clean
+.PHONY: setup run test test-unit test-integration test-learning bench bench-sb3 imitation-env lint clean
 
 setup: $(STAMP)
 
@@ -41,8 +41,21 @@ bench: setup
 	$(BIN)/pip install --constraint constraints.txt --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/cartpole_soft_q.py --seeds 5
 
+# The `imitation` library (HumanCompatibleAI, 1.0.1) for the inverse-RL benchmarks' reference
+# contenders: it pins gymnasium 0.29 (this project: 1.2), so it lives in a venv of its own, which
+# the benchmarks run as a subprocess (never imported into .venv). Same CPU torch pin.
+IMITATION := .venv-imitation
+imitation-env: $(IMITATION)/.installed
+
+$(IMITATION)/.installed: constraints.txt
+	test -x $(IMITATION)/bin/python || $(PY) -m venv $(IMITATION)
+	$(IMITATION)/bin/pip install --quiet --upgrade pip
+	$(IMITATION)/bin/pip install --quiet --constraint constraints.txt torch==2.13.0
+	$(IMITATION)/bin/pip install --quiet --constraint constraints.txt imitation==1.0.1 pyarrow
+	touch $@
+
 lint: setup
 	$(BIN)/python -m ruff check rlfrontier algorithms tests benchmarks
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(IMITATION) *.egg-info
