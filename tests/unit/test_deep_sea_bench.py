@@ -163,12 +163,14 @@ def test_measure_reads_the_lifetime_counts_and_keeps_them_through_an_iteration_w
 # Contenders and plan ------------------------------------------------------------------------------------------------
 
 
-def test_contenders_are_the_issues_six_and_plain_soft_q_built_through_the_registry():
+def test_contenders_are_the_issues_six_and_the_bonuses_baselines_built_through_the_registry():
     assert deep_sea.algorithm("soft_q", size=10, budget_episodes=100) == ("soft_q", {})  # the bonuses' baseline
     assert deep_sea.algorithm("soft_q_count", size=10, budget_episodes=100) == (
         "soft_q", {"bonus": {"type": "count", "beta": 1.0}})
     assert deep_sea.algorithm("soft_q_rnd", size=10, budget_episodes=100)[1] == {"bonus": {"type": "rnd", "beta": 2000.0}}
-    assert deep_sea.algorithm("ppo_rnd", size=10, budget_episodes=100) == ("ppo", {"bonus": {"type": "rnd"}})
+    assert deep_sea.algorithm("ppo", size=10, budget_episodes=100) == ("ppo", {})  # RND's baseline
+    assert deep_sea.algorithm("ppo_rnd", size=10, budget_episodes=100) == (
+        "ppo", {"bonus": {"type": "rnd", "beta": 2000.0}})
     algo, overrides = deep_sea.algorithm("eps_dqn", size=10, budget_episodes=100)
     assert algo == "boot_dqn" and overrides["epsilon"] == [[0, 1.0], [500, 0.05]]  # half of 100 x 10 env steps
     assert set(deep_sea.CONTENDERS) == set(deep_sea.LABELS)
