@@ -1,0 +1,226 @@
+"""benchmarks/imitation_gail.py without training: the side script's JSON lines, the 90% criterion, the skip.
+
+Needs neither Ray nor `.venv-imitation`, except the equivalence check of the
+side venv's CartPole against ours, which runs `gail_cartpole.py rollout` in
+`.venv-imitation` and is skipped where that venv is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import harness  # noqa: E402
+import imitation_gail as bench  # noqa: E402
+
+SIDE = BENCHMARKS / "imitation_side"
+
+
+def recorder(target: float | None = 450.0, budget: int = 1_000_000) -> harness.Recorder:
+    return harness.Recorder(contender="imitation_gail", seed=0, budget=budget, target=target, eval_every=4000,
+                            quiet=True)
+
+
+# The side script's JSON lines ------------------------------------------------------------------------------
+
+
+def test_an_event_line_is_parsed_and_everything_else_is_not():
+    line = json.dumps({"event": "eval", "round": 1, "env_steps": 16384, "wall_s": 7.1, "eval_return": 8.3})
+    assert bench.parse_side_line(line + "\n") == json.loads(line)
+    for other in ("", "\n", "round:  50%|#####     | 1/2 [00:07<00:07,  7.29s/it]", "{not json", "[1, 2]",
+                  json.dumps({"round": 1}), json.dumps({"event": 3}), "Using cpu device"):
+        assert bench.parse_side_line(other) is None, other
+
+
+def side_run(events: list[dict], target: float = 450.0) -> harness.Recorder:
+    rec = recorder(target)
+    done = [bench.apply_side_event(rec, e) for e in events]
+    assert done == [e["event"] == "done" for e in events]
+    return rec
+
+
+SETUP = {"event": "setup", "setup_s": 2.0, "import_s": 3.8, "settings": {"n_envs": 8},
+         "versions": {"imitation": "1.0.1"}, "demos": {"episodes": 20}}
+
+
+def test_the_side_runs_events_become_the_runs_points_and_totals():
+    rec = side_run([
+        SETUP,
+        {"event": "eval", "round": 1, "env_steps": 16384, "wall_s": 7.0, "eval_return": 8.3, "eval_s": 0.2},
+        {"event": "eval", "round": 2, "env_steps": 32768, "wall_s": 13.0, "eval_return": 460.0, "eval_s": 0.2},
+        {"event": "eval", "round": 3, "env_steps": 49152, "wall_s": 19.0, "eval_return": 300.0, "eval_s": 0.2},
+        {"event": "done", "env_steps": 49152, "wall_s": 19.5, "rounds": 3, "reached": True, "eval_s": 0.6},
+    ])
+    run = rec.to_dict()
+    assert (run["steps_to_target"], run["wall_s_to_target"], run["reached"]) == (32768, 13.0, True)
+    assert (run["env_steps"], run["train_wall_s"], run["setup_s"], run["eval_s"]) == (49152, 19.5, 2.0, 0.6)
+    assert run["env_steps_per_s"] == pytest.approx(49152 / 19.5)
+    assert [p["round"] for p in run["points"]] == [1, 2, 3]
+    assert run["extra"]["imitation_versions"] == {"imitation": "1.0.1"}
+    assert run["extra"]["rounds"] == 3
+    assert (bench.best_return(run), bench.final_return(run)) == (460.0, 300.0)
+
+
+def test_a_side_run_that_never_gets_there_is_not_reached():
+    rec = side_run([SETUP, {"event": "eval", "round": 1, "env_steps": 16384, "wall_s": 7.0, "eval_return": 449.9},
+                    {"event": "done", "env_steps": 16384, "wall_s": 7.0, "rounds": 1, "reached": False}])
+    run = rec.to_dict()
+    assert (run["reached"], run["steps_to_target"], run["wall_s_to_target"]) == (False, None, None)
+
+
+def test_the_side_command_carries_the_evaluation_seeds_target_and_budget(tmp_path):
+    cmd = bench.side_command(demos=tmp_path, seed=2, budget=1_000_000, target=450.0, eval_episodes=3,
+                             full_budget=True, python=Path("/x/python"))
+    assert cmd[:3] == ["/x/python", str(bench.SIDE_SCRIPT), "train"]
+    assert cmd[cmd.index("--eval-seeds") + 1] == "1000200,1000201,1000202"
+    assert (cmd[cmd.index("--budget") + 1], float(cmd[cmd.index("--target") + 1])) == ("1000000", 450.0)
+    assert "--full-budget" in cmd
+    assert "--full-budget" not in bench.side_command(demos=tmp_path, seed=0, budget=10, target=None,
+                                                     eval_episodes=1, full_budget=False)
+
+
+# The 90% criterion ------------------------------------------------------------------------------------------
+
+
+def test_the_target_is_90_percent_of_the_experts_mean_return():
+    assert bench.TARGET_FRACTION == 0.9
+    assert bench.target_of(500.0) == pytest.approx(450.0)
+    assert bench.target_of(200.0, 0.5) == pytest.approx(100.0)
+
+
+def test_a_point_reaches_the_target_at_90_percent_not_below():
+    target = bench.target_of(500.0)
+    points = [{"env_steps": 4000, "wall_s": 1.0, "eval_return": 449.99},
+              {"env_steps": 8000, "wall_s": 2.0, "eval_return": 450.0},
+              {"env_steps": 12000, "wall_s": 3.0, "eval_return": 500.0}]
+    assert harness.steps_to_target(points, target) == 8000
+    assert harness.wall_s_to_target(points, target) == 2.0
+    assert harness.steps_to_target(points[:1], target) is None
+
+
+def test_evaluation_seeds_are_the_same_for_every_contender_and_no_training_seed():
+    assert bench.eval_seeds(0) == list(range(1_000_000, 1_000_010))
+    assert bench.eval_seeds(1, 3) == [1_000_100, 1_000_101, 1_000_102]
+
+
+# The skip ----------------------------------------------------------------------------------------------------
+
+
+def test_imitation_is_skipped_without_its_venv_naming_make_imitation_env(tmp_path, monkeypatch):
+    reason = bench.imitation_missing(tmp_path / "no-venv" / "bin" / "python")
+    assert reason is not None and "make imitation-env" in reason
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    assert bench.imitation_missing(python) is None
+
+    monkeypatch.setattr(bench, "IMITATION_PYTHON", tmp_path / "missing" / "python")
+    args = argparse.Namespace(imitation_budget=16384, budget=8000, bc_iters=2, eval_episodes=3, full_budget=False)
+    contenders = [bench.contender(name, args, tmp_path, {"return_mean": 500.0}, 450.0)
+                  for name in ("gail", "imitation_gail")]
+    plan = harness.Plan(contenders=contenders, seeds=[0], settings={}, target=450.0, eval_every=4000)
+    results = {"skipped": {}}
+    from harness.runner import available_contenders
+
+    assert [c.name for c in available_contenders(plan, results)] == ["gail"]
+    assert "make imitation-env" in results["skipped"]["imitation_gail"]
+    assert any("imitation_gail skipped" in line and "make imitation-env" in line
+               for line in harness.notes(results))
+
+
+def test_smoke_shrinks_the_budgets_and_writes_elsewhere():
+    args = argparse.Namespace(smoke=True, budget=400_000, imitation_budget=1_000_000, bc_iters=20, eval_episodes=10,
+                              out=None)
+    bench.smoke_defaults(args)
+    assert (args.budget, args.imitation_budget, args.bc_iters) == (8000, 16384, 2)
+    assert args.out is not None and Path(args.out).resolve() != bench.DEFAULT_OUT.resolve()
+
+
+def test_the_defaults_are_the_briefs_budgets():
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    args = p.parse_args([])
+    assert (args.budget, args.imitation_budget, args.seeds, args.algos) == (400_000, 1_000_000, 1,
+                                                                            list(bench.CONTENDERS))
+
+
+def test_the_side_scripts_import_neither_ray_nor_rlfrontier():
+    for path in (SIDE / "gail_cartpole.py", SIDE / "fixed_cartpole.py"):
+        tree = ast.parse(path.read_text())
+        names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert not {n for n in names if n.split(".")[0] in ("ray", "rlfrontier")}, path
+
+
+# The report ---------------------------------------------------------------------------------------------------
+
+
+def test_render_shows_best_and_final_returns_and_the_skip():
+    def run(contender: str, returns: list[float], steps: list[int]) -> dict:
+        rec = harness.Recorder(contender=contender, seed=0, budget=400_000, target=450.0, quiet=True)
+        for s, r in zip(steps, returns):
+            rec.record(s, eval_return=r, wall_s=s / 1000)
+        rec.stop(steps[-1])
+        rec.train_wall_s = steps[-1] / 1000
+        return rec.to_dict()
+
+    results = {
+        "benchmark": "imitation_gail", "machine": {}, "target": 450.0, "eval_every": 4000,
+        "reference": "imitation_gail", "skipped": {"airl": "not here"}, "timings": {},
+        "settings": {"budget": 400_000, "imitation_budget": 1_000_000, "bc_iters": 20, "demo_episodes": 20,
+                     "expert_return_mean": 500.0, "target_fraction": 0.9, "eval_episodes": 10, "full_budget": True},
+        "contenders": [{"name": n, "label": bench.LABELS[n], "budget": 0, "group": {}}
+                       for n in ("gail", "imitation_gail")],
+        "runs": [run("gail", [10.0, 470.0, 420.0], [4000, 8000, 12000]),
+                 run("imitation_gail", [8.0, 455.0], [16384, 32768])],
+    }
+    md = bench.render(results)
+    assert "| gail (rlfrontier, RLlib PPO) | 1/1 | 8,000 | 8.0 | 470.0 | 420.0 | 12,000 |" in md
+    assert "s0: 455.0 / 455.0" in md
+    assert "airl skipped: not here" in md
+
+
+# The side venv's CartPole against ours ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not bench.IMITATION_PYTHON.is_file(),
+                    reason=".venv-imitation is missing (`make imitation-env` creates it)")
+def test_the_side_venvs_cartpole_plays_like_ours_step_for_step():
+    from rlfrontier.envs.cartpole_fixed import CartPoleFixedHorizonEnv
+
+    horizon = 250
+    # Random play, then pushing right until the cart meets its stop and the pole rests on its own.
+    actions = "".join(map(str, np.random.default_rng(3).integers(2, size=100))) + "1" * (horizon - 100)
+    out = subprocess.run([str(bench.IMITATION_PYTHON), str(SIDE / "gail_cartpole.py"), "rollout", "--seed", "7",
+                          "--horizon", str(horizon), "--actions", actions],
+                         capture_output=True, text=True, timeout=120, check=True)
+    side = bench.parse_side_line(out.stdout.strip().splitlines()[-1])
+    assert side is not None and side["event"] == "rollout"
+
+    env = CartPoleFixedHorizonEnv(horizon=horizon)
+    obs, _ = env.reset(seed=7)
+    observations, rewards, terminated, truncated = [obs], [], [], []
+    for a in actions:
+        obs, reward, term, trunc, _ = env.step(int(a))
+        observations.append(obs)
+        rewards.append(reward)
+        terminated.append(term)
+        truncated.append(trunc)
+    ours = np.array(observations, dtype=np.float32)
+    np.testing.assert_array_equal(np.array(side["observations"], dtype=np.float32), ours)
+    assert side["rewards"] == rewards
+    assert side["terminated"] == terminated == [False] * horizon
+    assert side["truncated"] == truncated == [False] * (horizon - 1) + [True]
+    # The rollout did reach the stops, where the two envs differ from CartPole.
+    assert ours[:, 0].max() == pytest.approx(4.8) and np.abs(ours[:, 2]).max() == pytest.approx(np.radians(24))
+    assert 0 < sum(rewards) < horizon
