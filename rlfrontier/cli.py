@@ -229,7 +229,7 @@ def train_summary(run: dict[str, Any]) -> dict[str, Any]:
         "tracking_uri": run["tracking_uri"],
         "experiment": run["experiment"],
         "metrics": trial["metrics"],
-        "status": "FAILED" if trial["error"] else "FINISHED",
+        "status": "FAILED" if trial["error"] else "KILLED" if trial.get("mlflow_status") == "KILLED" else "FINISHED",
     }
     if run.get("tracking_errors"):
         out["tracking_errors"] = run["tracking_errors"]
@@ -245,6 +245,9 @@ def _train_failure(summary: dict[str, Any], trial: dict[str, Any]) -> str | None
             + (f" (best: {best})" if best and best != checkpoint else "")
             + f"; MLflow run {summary['mlflow_run_id']} marked FAILED"
         )
+    if summary["status"] == "KILLED":
+        return (f"training interrupted at {summary['env_steps'] or 0:,} env steps; checkpoint kept: "
+                f"{checkpoint or 'none'}; MLflow run {summary['mlflow_run_id']} marked KILLED")
     errors = summary.get("tracking_errors")
     if errors:
         return (

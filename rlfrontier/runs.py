@@ -363,6 +363,8 @@ def _trial_summary(result, *, spec: RunSpec, prepared: Prepared, tracker: tracki
             **{f"{bonuses.RESULTS}/{k}": v for k, v in (m.get(bonuses.RESULTS) or {}).items()},
         },
         "mlflow_run_id": tracker.run_id_of(m.get("trial_id")),
+        # KILLED: stopped before its stop criterion (Ctrl-C of the driver); Tune still says TERMINATED.
+        "mlflow_status": tracker.status_of(m.get("trial_id")),
         "error": error,
     }
 

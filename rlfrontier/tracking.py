@@ -103,6 +103,7 @@ class TrialRecord:
     best_checkpoint: str | None = None
     last_result: dict[str, Any] = field(default_factory=dict)
     closed: bool = False
+    status: str | None = None  # the MLflow run's final status (FINISHED, FAILED, KILLED) once closed
 
 
 class MLflowTracking(Callback):
@@ -267,6 +268,11 @@ class MLflowTracking(Callback):
             return record.run_id
         return self._find_run(trial_id) if trial_id else None
 
+    def status_of(self, trial_id: str | None) -> str | None:
+        """The final status this callback gave a trial's MLflow run (None: not closed by it)."""
+        record = self.records.get(trial_id) if trial_id else None
+        return record.status if record else None
+
     def mark_best(self, run_id: str, *, metric: str, value: Any, register: str | None = None) -> dict | None:
         """Tags the best trial's run; with `register`, registers its checkpoint.
 
@@ -318,7 +324,7 @@ class MLflowTracking(Callback):
         record = self.records.setdefault(trial.trial_id, TrialRecord())
         if record.closed:
             return
-        record.closed = True
+        record.closed, record.status = True, status
         self._flush(record)
         if record.run_id is None:
             return
