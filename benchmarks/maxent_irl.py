@@ -132,23 +132,11 @@ PRIORS = ("matched", "none")
 # Measures (the same function for every contender) --------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def _world_mdp(env: str, env_config_json: str):
-    import gymnasium as gym
-
-    from rlfrontier import envs, tabular
-
-    envs.register_envs()
-    made = gym.make(env, **json.loads(env_config_json))
-    try:
-        return tabular.TabularMDP.from_env(made)
-    finally:
-        made.close()
-
-
 def world_mdp(world: World):
-    """The world's rlfrontier.tabular.TabularMDP (built once per process)."""
-    return _world_mdp(world.env, json.dumps(dict(world.env_config), sort_keys=True))
+    """The world's rlfrontier.tabular.TabularMDP (the algorithm's own, built once per process)."""
+    from rlfrontier.algorithms.maxent_irl.maxent_irl import world as tabular_world
+
+    return tabular_world(world.env, world.env_config)
 
 
 def finite_or_none(value: float) -> float | None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -73,9 +73,14 @@ def _world(env_id: str, env_config_json: str) -> tabular.TabularMDP:
         env.close()
 
 
+def world(env_id: str, env_config: Mapping[str, Any] | None = None) -> tabular.TabularMDP:
+    """The tabular world `env_id` with `env_config` describes (built once per process and env config)."""
+    return _world(env_id, json.dumps(dict(env_config or {}), sort_keys=True, default=str))
+
+
 def world_of(config: AlgorithmConfig) -> tabular.TabularMDP:
     """The tabular world the config's env describes (built once per process and env config)."""
-    return _world(config.env, json.dumps(dict(config.env_config or {}), sort_keys=True, default=str))
+    return world(config.env, config.env_config)
 
 
 def expert_visitation(config: "MaxEntIRLConfig", mdp: tabular.TabularMDP) -> np.ndarray:
