@@ -17,13 +17,18 @@ drift of the machine's load is shared out. The report gives each
 contender's median env steps/s and its ratio to `k1` (issue #8 asks K = 10
 for at least 0.67 of one head).
 
+--gpus-per-learner 1 puts the learner (in the driver) on the GPU; the
+EnvRunner stays on the CPU.
+
     python benchmarks/ensemble_cost.py                       # DeepSea-10, 3 x 20 s a contender, ~5 min
+    python benchmarks/ensemble_cost.py --gpus-per-learner 1 --contenders k10 k1   # on a GPU machine
     python benchmarks/ensemble_cost.py --size 4 --seconds 3 --seeds 1 --no-mlflow --out /tmp/ensemble_smoke
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from functools import partial
@@ -53,15 +58,16 @@ def overrides(contender: str) -> dict[str, Any]:
     }[contender]
 
 
-def run_contender(contender: str, size: int, seed: int, seconds: float, rec: harness.Recorder) -> None:
+def run_contender(contender: str, size: int, gpus: float, seed: int, seconds: float, rec: harness.Recorder) -> None:
     """One run: `seconds` (the contender's budget) of timed algo.train() after an untimed iteration."""
     from rlfrontier.configure import build_config
 
     _, config, _ = build_config(algo="boot_dqn", env=ENV_ID, env_config={"size": size}, seed=seed,
-                                overrides=overrides(contender), evaluation_interval=0)
+                                overrides=overrides(contender), evaluation_interval=0, gpus_per_learner=gpus)
     with rec.setup():
         algo = config.build_algo()
     try:
+        rec.extra["learner_device"] = learner_device(algo)
         t0 = time.perf_counter()
         start = lifetime_steps(algo.train())  # untimed: reaches learning_starts and the first updates
         rec.extra.update(warmup_s=time.perf_counter() - t0, warmup_env_steps=start)
@@ -74,6 +80,23 @@ def run_contender(contender: str, size: int, seed: int, seconds: float, rec: har
         rec.stop(env_steps, iterations=iterations)
     finally:
         algo.stop()
+
+
+def learner_device(algo) -> str:
+    """Where the (local) learner's parameters live: "cpu" or "cuda:0"."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    return ",".join(sorted({str(p.device) for p in algo.learner_group._learner.module[DEFAULT_MODULE_ID].parameters()}))
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def positive_float(text: str) -> float:
@@ -91,11 +114,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=positive_float, default=20.0, help="timed train() wall clock per run (default 20)")
     p.add_argument("--seeds", type=harness.positive_int, default=3, help="repetitions: seeds 0..N-1 (default 3)")
     p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
+    p.add_argument("--gpus-per-learner", type=non_negative_float, default=0.0,
+                   help="the learner's GPUs (default 0: a CPU learner); the learner lives in the driver")
 
 
 def plan(args: argparse.Namespace) -> harness.Plan:
     contenders = [
-        harness.Contender(name=name, run=partial(run_contender, name, args.size),
+        harness.Contender(name=name, run=partial(run_contender, name, args.size, args.gpus_per_learner),
                           budget=args.seconds, label=LABELS[name], group={"size": args.size})
         for name in args.contenders
     ]
@@ -103,9 +128,11 @@ def plan(args: argparse.Namespace) -> harness.Plan:
         contenders=contenders,
         seeds=range(args.seeds),
         settings={"env": ENV_ID, "size": args.size, "seconds": args.seconds,
+                  "gpus_per_learner": args.gpus_per_learner,
                   "overrides": {name: overrides(name) for name in args.contenders}},
         reference=REFERENCE if REFERENCE in args.contenders else None,
-        session=lambda contenders, results: ray_session(results, num_cpus=2),
+        session=lambda contenders, results: ray_session(results, num_cpus=2,
+                                                        num_gpus=math.ceil(args.gpus_per_learner) or None),
     )
 
 
@@ -121,7 +148,8 @@ def render(results: dict[str, Any]) -> str:
         rows.append([s.label, harness.fmt(s.env_steps_per_s), ", ".join(rates),
                      "—" if ratio is None else f"{ratio:.2f}"])
     lines = [
-        f"# What K heads cost: boot_dqn on {ENV_ID}, N = {settings['size']}",
+        f"# What K heads cost: boot_dqn on {ENV_ID}, N = {settings['size']}, "
+        f"{'GPU' if settings.get('gpus_per_learner') else 'CPU'} learner",
         "",
         harness.machine_line(results),
         "",

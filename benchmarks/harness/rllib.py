@@ -10,12 +10,14 @@ from .record import Recorder, log
 
 
 @contextmanager
-def ray_session(results: dict[str, Any], *, num_cpus: int | None = None) -> Iterator[None]:
-    """A fresh local Ray (never an existing cluster) for the whole benchmark; ray.init time in timings."""
+def ray_session(results: dict[str, Any], *, num_cpus: int | None = None,
+                num_gpus: int | None = None) -> Iterator[None]:
+    """A fresh local Ray (never an existing cluster) for the whole benchmark; ray.init time in timings.
+    num_gpus None: the GPUs Ray detects."""
     import ray
 
     t0 = time.perf_counter()
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False)
     results.setdefault("timings", {})["ray_init_s"] = time.perf_counter() - t0
     log(f"ray.init: {results['timings']['ray_init_s']:.1f} s")
     try:

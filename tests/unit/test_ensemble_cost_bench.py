@@ -28,7 +28,10 @@ def test_flags_make_a_seed_major_plan_and_refuse_bad_values(capsys):
     assert [c.name for c in plan.contenders] == ["k10", "k1"] and list(plan.seeds) == [0, 1]
     assert all(c.budget == 2.5 and c.group == {"size": 6} for c in plan.contenders)
     assert plan.reference == "k1" and plan.settings["overrides"] == {"k10": {}, "k1": {"num_heads": 1}}
-    for bad in (["--seconds", "0"], ["--seconds", "x"], ["--contenders", "k3"], ["--size", "0"]):
+    assert plan.settings["gpus_per_learner"] == 0.0  # a CPU learner unless asked
+    assert ensemble_cost.plan(parser.parse_args(["--gpus-per-learner", "1"])).settings["gpus_per_learner"] == 1.0
+    for bad in (["--seconds", "0"], ["--seconds", "x"], ["--contenders", "k3"], ["--size", "0"],
+                ["--gpus-per-learner", "-1"], ["--gpus-per-learner", "one"]):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args(bad)
         assert exit_info.value.code == 2
