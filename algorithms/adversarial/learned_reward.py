@@ -10,6 +10,14 @@ reward by the trained AIRL discriminator's
 The entropy term -log pi of AIRL's training reward is left out: the new
 policy's own learner regularises as it does.
 
+`"clip": C` (both kinds) clamps the reward to [-C, C]. A discriminator is
+trained on the states the expert and the policy visit; far from them its
+reward extrapolates linearly (on CartPole, g falls by about 8 per unit of cart
+position and to -110..-175 at a fallen pole), and a fresh policy then learns to
+limit that extrapolated loss (park the cart after the pole falls) rather than
+to reach the expert's states. Clamped, every state far from the expert's is
+equally bad. Measured in the README (airl, "reward transfer").
+
 `{"type": "gail", "checkpoint": DIR}` replaces it by a trained GAIL
 discriminator's -log(1 - D(s, a)), the reward GAIL's policy learnt from: what
 AIRL's transfer is compared with (a discriminator is not a reward: at GAIL's
@@ -32,7 +40,7 @@ import torch
 
 from rlfrontier import replay
 from rlfrontier.algorithms.adversarial.torch import discriminator as disc
-from rlfrontier.rewards import RewardTransform
+from rlfrontier.rewards import RewardTransform, _number
 
 # Where an rlfrontier checkpoint keeps the learners' modules (rlfrontier.trainable.MODULE_PATH).
 MODULE_PATH = Path("learner_group", "learner", "rl_module")
@@ -61,6 +69,23 @@ def load_learned_module(checkpoint: str | Path, module_id: str, kind: type, algo
     return module
 
 
+def _clip_bound(kind: str, clip: float | None) -> float | None:
+    """The `clip` setting checked: None (no clamping) or a positive finite number."""
+    if clip is None:
+        return None
+    bound = _number(kind, "clip", clip)
+    if bound <= 0:
+        raise ValueError(f"reward_transform {kind} clip={clip!r} must be above 0 (the reward is clamped to "
+                         f"[-clip, clip])")
+    return bound
+
+
+def _clamped(reward: torch.Tensor, bound: float | None, lead: tuple[int, ...]) -> np.ndarray:
+    if bound is not None:
+        reward = reward.clamp(-bound, bound)
+    return reward.numpy().astype(np.float32).reshape(lead)
+
+
 def _rows(columns: Mapping[str, np.ndarray], key: str, lead: tuple[int, ...]) -> torch.Tensor:
     """A column as [N, ...] float/int tensor rows (N = prod(lead)), copied: replay columns are read-only."""
     value = np.asarray(columns[key])
@@ -68,14 +93,16 @@ def _rows(columns: Mapping[str, np.ndarray], key: str, lead: tuple[int, ...]) ->
 
 
 class AIRLLearnedReward(RewardTransform):
-    """r' = g(s) (part "g", the default) or f(s, a, s') (part "f") of a trained AIRL discriminator."""
+    """r' = g(s) (part "g", the default) or f(s, a, s') (part "f") of a trained AIRL discriminator,
+    clamped to [-clip, clip] when clip is set."""
 
     kind = "airl"
 
-    def __init__(self, *, checkpoint: str, part: str = "g"):
+    def __init__(self, *, checkpoint: str, part: str = "g", clip: float | None = None):
         if part not in PARTS:
             raise ValueError(f"reward_transform airl part={part!r} is not one of {', '.join(map(repr, PARTS))}")
         self.part = part
+        self.clip = _clip_bound(self.kind, clip)
         self.checkpoint = str(checkpoint)
         self.module = load_discriminator(checkpoint, disc.AIRLDiscriminator, "airl")
 
@@ -88,15 +115,16 @@ class AIRLLearnedReward(RewardTransform):
             else:
                 reward = self.module.f(obs=obs, actions=actions, next_obs=_rows(columns, replay.NEXT_OBS, lead),
                                        terminateds=_rows(columns, replay.TERMINATEDS, lead))
-        return reward.numpy().astype(np.float32).reshape(lead)
+        return _clamped(reward, self.clip, lead)
 
 
 class GAILLearnedReward(RewardTransform):
-    """r' = -log(1 - D(s, a)) of a trained GAIL discriminator."""
+    """r' = -log(1 - D(s, a)) of a trained GAIL discriminator, clamped to [-clip, clip] when clip is set."""
 
     kind = "gail"
 
-    def __init__(self, *, checkpoint: str):
+    def __init__(self, *, checkpoint: str, clip: float | None = None):
+        self.clip = _clip_bound(self.kind, clip)
         self.checkpoint = str(checkpoint)
         self.module = load_discriminator(checkpoint, disc.GAILDiscriminator, "gail")
 
@@ -105,4 +133,4 @@ class GAILLearnedReward(RewardTransform):
         with torch.no_grad():
             obs, actions = _rows(columns, replay.OBS, lead), _rows(columns, replay.ACTIONS, lead)
             reward = self.module.policy_reward(obs=obs, actions=actions, next_obs=obs, terminateds=None)
-        return reward.numpy().astype(np.float32).reshape(lead)
+        return _clamped(reward, self.clip, lead)

@@ -262,6 +262,12 @@ def test_the_airl_transform_rewrites_rewards_with_g_or_f_of_a_saved_discriminato
     np.testing.assert_allclose(AIRLLearnedReward(checkpoint=checkpoint, part="f")(window), f, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="part='h'"):
         AIRLLearnedReward(checkpoint=checkpoint, part="h")
+    bound = float(np.median(np.abs(g)))  # some rewards inside, some outside
+    clamped = AIRLLearnedReward(checkpoint=checkpoint, clip=bound)(window)
+    np.testing.assert_allclose(clamped, np.clip(g, -bound, bound), rtol=1e-5, atol=1e-6)
+    assert (np.abs(g) > bound).any() and (np.abs(g) < bound).any()
+    np.testing.assert_allclose(AIRLLearnedReward(checkpoint=checkpoint, part="f", clip=bound)(window),
+                               np.clip(f, -bound, bound), rtol=1e-5, atol=1e-6)
 
 
 def test_the_gail_transform_rewrites_rewards_with_minus_log_one_minus_d_of_a_saved_discriminator(tmp_path):
@@ -287,6 +293,19 @@ def test_the_gail_transform_rewrites_rewards_with_minus_log_one_minus_d_of_a_sav
     d = 1.0 / (1.0 + np.exp(-logits))
     np.testing.assert_allclose(GAILLearnedReward(checkpoint=checkpoint)(window), (-np.log(1.0 - d)).reshape(2, 3),
                                rtol=1e-5, atol=1e-6)
+    reward = (-np.log(1.0 - d)).reshape(2, 3)
+    bound = float(np.median(reward))
+    np.testing.assert_allclose(GAILLearnedReward(checkpoint=checkpoint, clip=bound)(window),
+                               np.minimum(reward, bound), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("clip", [0, -1.0, float("nan"), "10", True])
+def test_a_learned_reward_refuses_a_clip_that_is_not_a_positive_number(tmp_path, clip):
+    from rlfrontier import rewards
+
+    checkpoint = _checkpoint(tmp_path, _module(disc.AIRLDiscriminator))
+    with pytest.raises(ValueError, match=f"reward_transform airl clip={clip!r}"):
+        rewards.build({"type": "airl", "checkpoint": checkpoint, "clip": clip})
 
 
 def test_each_learned_reward_refuses_the_other_kind_and_a_folder_without_one(tmp_path):
