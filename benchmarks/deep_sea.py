@@ -59,7 +59,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_EPISODES_LIFETIME
 
 import harness
-from harness.rllib import ray_session, train_until_target
+from harness.rllib import build_algo, ppo_takes_rnd, ray_session, train_until_target
 
 ENV_ID = "rlfrontier/DeepSea-v0"
 NUM_EPISODES = 10_000  # bsuite/experiments/deep_sea/sweep.py
@@ -152,12 +152,6 @@ class BadEpisodes(RLlibCallback):
         metrics_logger.log_value(NUM_BAD_EPISODES_LIFETIME, int(bad), reduce="lifetime_sum")
 
 
-def with_callback(existing: Any, callback: type) -> list[type]:
-    """`callback` after the algorithm's own callbacks class(es), none replaced."""
-    own = existing if isinstance(existing, (list, tuple)) else [existing]
-    return [*(c for c in own if c not in (None, RLlibCallback)), callback]
-
-
 def solved(point: dict[str, Any], *, budget_episodes: int) -> bool:
     """bsuite's criterion at one point: bad episodes / episodes < 0.8, within the episode budget."""
     episodes = point.get("episodes")
@@ -221,23 +215,11 @@ def algorithm(contender: str, *, size: int, budget_episodes: int) -> tuple[str, 
     }[contender]
 
 
-def ppo_takes_rnd() -> str | None:
-    from rlfrontier.registry import get_algorithm
-
-    bonuses = get_algorithm("ppo").bonuses
-    return None if "rnd" in bonuses else f"the registry's ppo takes no rnd bonus (bonuses: {bonuses or 'none'})"
-
-
 AVAILABLE = {"ppo_rnd": ppo_takes_rnd}
 
 
 def build(algo: str, overrides: dict[str, Any], *, size: int, seed: int):
-    from rlfrontier.configure import build_config
-
-    _, config, _ = build_config(algo=algo, env=ENV_ID, env_config={"size": size}, seed=seed,
-                                overrides=overrides, evaluation_interval=0)
-    config.callbacks(callbacks_class=with_callback(config.callbacks_class, BadEpisodes))
-    return config.build_algo()
+    return build_algo(algo, overrides, env=ENV_ID, env_config={"size": size}, seed=seed, callback=BadEpisodes)
 
 
 def run_deep_sea(contender: str, size: int, seed: int, budget: int, rec: harness.Recorder) -> None:

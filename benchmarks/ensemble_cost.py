@@ -89,32 +89,12 @@ def learner_device(algo) -> str:
     return ",".join(sorted({str(p.device) for p in algo.learner_group._learner.module[DEFAULT_MODULE_ID].parameters()}))
 
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=harness.positive_int, default=10, help="DeepSea size N (default 10)")
-    p.add_argument("--seconds", type=positive_float, default=20.0, help="timed train() wall clock per run (default 20)")
+    p.add_argument("--seconds", type=harness.positive_float, default=20.0, help="timed train() wall clock per run (default 20)")
     p.add_argument("--seeds", type=harness.positive_int, default=3, help="repetitions: seeds 0..N-1 (default 3)")
     p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
-    p.add_argument("--gpus-per-learner", type=non_negative_float, default=0.0,
+    p.add_argument("--gpus-per-learner", type=harness.non_negative_float, default=0.0,
                    help="the learner's GPUs (default 0: a CPU learner); the learner lives in the driver")
 
 

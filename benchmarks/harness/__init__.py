@@ -36,6 +36,8 @@ from .runner import (
     implied_by_smaller,
     load_results,
     main,
+    non_negative_float,
+    positive_float,
     positive_int,
     write_report,
 )
@@ -45,7 +47,7 @@ __all__ = [
     "CONTENDER", "IMPLIED", "SETUP", "STEPS_PER_S", "Benchmark", "Column", "Contender", "Criterion", "ImpliedFailure",
     "LogLogFit", "Plan", "Recorder", "Stats", "Summary", "TrainingClock", "censored_stats", "env_steps_per_s", "fmt",
     "fmt_stats", "group_column", "implied_by_smaller", "implied_reason", "load_results", "log", "loglog_fit",
-    "machine_line", "main", "markdown_table", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves",
-    "positive_int", "ratio_table", "ratios_vs", "standard_columns", "steps_to_target", "summarize", "summary_table",
+    "machine_line", "main", "markdown_table", "non_negative_float", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves",
+    "positive_float", "positive_int", "ratio_table", "ratios_vs", "standard_columns", "steps_to_target", "summarize", "summary_table",
     "to_target_columns", "wall_s_to_target", "write_report",
 ]

@@ -1,4 +1,5 @@
-"""The RLlib side every benchmark shares: one local Ray for all runs, and the train-until-target loop."""
+"""The RLlib side every benchmark shares: one local Ray for all runs, algorithms built as the command line
+builds them (with a benchmark's callback added), and the train-until-target loop."""
 
 from __future__ import annotations
 
@@ -7,6 +8,35 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from .record import Recorder, log
+
+
+def with_callback(existing: Any, callback: type) -> list[type]:
+    """`callback` after the algorithm's own callbacks class(es), none replaced."""
+    from ray.rllib.callbacks.callbacks import RLlibCallback
+
+    own = existing if isinstance(existing, (list, tuple)) else [existing]
+    return [*(c for c in own if c not in (None, RLlibCallback)), callback]
+
+
+def build_algo(algo: str, overrides: dict[str, Any], *, env: str, seed: int,
+               env_config: dict[str, Any] | None = None, callback: type | None = None):
+    """The Algorithm `rlfrontier train ALGO --env ENV --seed SEED --set K=V ...` builds (RLlib's
+    evaluation off), with `callback` after the algorithm's own callbacks."""
+    from rlfrontier.configure import build_config
+
+    _, config, _ = build_config(algo=algo, env=env, env_config=env_config, seed=seed, overrides=overrides,
+                                evaluation_interval=0)
+    if callback is not None:
+        config.callbacks(callbacks_class=with_callback(config.callbacks_class, callback))
+    return config.build_algo()
+
+
+def ppo_takes_rnd() -> str | None:
+    """A contender's `available` check: why the registry's ppo cannot run with RND (None: it can)."""
+    from rlfrontier.registry import get_algorithm
+
+    bonuses = get_algorithm("ppo").bonuses
+    return None if "rnd" in bonuses else f"the registry's ppo takes no rnd bonus (bonuses: {bonuses or 'none'})"
 
 
 @contextmanager

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import deep_sea  # noqa: E402
 import harness  # noqa: E402
+from harness.rllib import with_callback  # noqa: E402
 
 from rlfrontier.envs.deep_sea import DeepSeaEnv  # noqa: E402
 
@@ -136,9 +137,9 @@ def test_the_callback_goes_after_the_algorithms_own():
     class Own(RLlibCallback):
         pass
 
-    assert deep_sea.with_callback(RLlibCallback, deep_sea.BadEpisodes) == [deep_sea.BadEpisodes]
-    assert deep_sea.with_callback(Own, deep_sea.BadEpisodes) == [Own, deep_sea.BadEpisodes]
-    assert deep_sea.with_callback([Own], deep_sea.BadEpisodes) == [Own, deep_sea.BadEpisodes]
+    assert with_callback(RLlibCallback, deep_sea.BadEpisodes) == [deep_sea.BadEpisodes]
+    assert with_callback(Own, deep_sea.BadEpisodes) == [Own, deep_sea.BadEpisodes]
+    assert with_callback([Own], deep_sea.BadEpisodes) == [Own, deep_sea.BadEpisodes]
 
 
 # The criterion -----------------------------------------------------------------------------------------------------
