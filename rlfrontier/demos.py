@@ -60,6 +60,43 @@ _MANIFEST_KEYS = ("format", "version", "env", "env_config", "source", "episodes"
 PROGRESS_EVERY_S = 2.0
 
 
+# Action units ------------------------------------------------------------------------------
+# Demonstrations hold the actions the env received: a Box action in the env's own units. RLlib's
+# episodes hold the module's actions instead: with `normalize_actions` (RLlib's default) a Box action
+# in [-1, 1] that the EnvRunner unsquashes to [low, high] and clips (RLlib's NormalizeAndClipActions
+# connector), without it the module's action, clipped to the bounds with `clip_actions`. Only Box spaces
+# bounded on both sides with a float dtype are rescaled, as RLlib's own unsquash_action does.
+
+
+def _rescaled_box(space: gym.Space) -> bool:
+    return (isinstance(space, gym.spaces.Box) and bool(np.all(space.bounded_below))
+            and bool(np.all(space.bounded_above)) and np.issubdtype(space.dtype, np.floating))
+
+
+def env_actions(actions: np.ndarray, space: gym.Space, *, normalize_actions: bool, clip_actions: bool
+                ) -> np.ndarray:
+    """Rows of a module's actions as the env received them (what a demonstration records)."""
+    if not isinstance(space, gym.spaces.Box):
+        return actions
+    rows = np.asarray(actions, dtype=np.float64).reshape(len(actions), *space.shape)
+    if normalize_actions and _rescaled_box(space):
+        rows = np.clip(space.low + (rows + 1.0) * (space.high - space.low) / 2.0, space.low, space.high)
+    elif clip_actions:
+        rows = np.clip(rows, space.low, space.high)
+    return rows.astype(np.float32).reshape(np.shape(actions))
+
+
+def module_actions(actions: np.ndarray, space: gym.Space, *, normalize_actions: bool) -> np.ndarray:
+    """Rows of demonstrated actions in the units of a module's actions, to compare or fit them with
+    the module's: with normalize_actions, 2 (a - low) / (high - low) - 1 on a bounded Box (the inverse of
+    env_actions); otherwise, and for other spaces, unchanged."""
+    if not (normalize_actions and _rescaled_box(space)):
+        return actions
+    rows = np.asarray(actions, dtype=np.float64).reshape(len(actions), *space.shape)
+    rows = 2.0 * (rows - space.low) / (space.high - space.low) - 1.0
+    return rows.astype(np.float32).reshape(np.shape(actions))
+
+
 # Spaces ----------------------------------------------------------------------------------
 
 
@@ -236,7 +273,10 @@ def _checkpoint_episodes(runner, *, episodes: int, seed: int, explore: bool, act
         # the reset seed seed + i, as a scripted expert's.
         runner._seed = seed + i
         (episode,) = runner.sample(num_episodes=1, explore=explore)
-        yield _episode(list(episode.get_observations()), list(episode.get_actions()), list(episode.get_rewards()),
+        actions = env_actions(np.asarray(episode.get_actions()), act_space,
+                              normalize_actions=runner.config.normalize_actions,
+                              clip_actions=runner.config.clip_actions)
+        yield _episode(list(episode.get_observations()), list(actions), list(episode.get_rewards()),
                        terminated=episode.is_terminated, truncated=episode.is_truncated, act_space=act_space)
         report(i + 1)
 

@@ -109,16 +109,22 @@ def policy_transitions(episodes: list) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def expert_transitions(path: str) -> tuple[dict[str, np.ndarray], float]:
-    """The demonstrations' transitions (keys: the discriminator's EXPERT_* columns) and their mean return."""
+def expert_transitions(path: str, action_space=None, *, normalize_actions: bool = False
+                       ) -> tuple[dict[str, np.ndarray], float]:
+    """The demonstrations' transitions (keys: the discriminator's EXPERT_* columns) and their mean return.
+
+    Box actions are put in the units of the policy's own (`demos.module_actions`): the discriminator
+    compares them with the actions RLlib's episodes hold, [-1, 1] under `normalize_actions`.
+    """
     from rlfrontier import demos
 
     loaded = demos.load(path, where="--demos")
     rows = loaded.transitions()
     if not len(rows[demos.OBS]):
         raise BadInput(f"--demos {path}: holds no transition")
+    actions = demos.module_actions(rows[demos.ACTION], action_space, normalize_actions=normalize_actions)
     columns = {
-        disc.EXPERT_OBS: rows[demos.OBS], disc.EXPERT_ACTIONS: rows[demos.ACTION],
+        disc.EXPERT_OBS: rows[demos.OBS], disc.EXPERT_ACTIONS: actions,
         disc.EXPERT_NEXT_OBS: rows[demos.NEXT_OBS], disc.EXPERT_TERMINATEDS: rows[demos.TERMINATED],
     }
     return columns, float(loaded.manifest["return_mean"])
@@ -255,9 +261,10 @@ class Adversarial(PPO):
 
     def setup(self, config) -> None:
         super().setup(config)
-        self._expert, self._expert_return_mean = expert_transitions(self.config.demos)
-        self._rng = seeding.rng(self.config.seed, EXPERT_SAMPLER)
         observation_space, action_space = self.spaces[INPUT_ENV_SINGLE_SPACES]
+        self._expert, self._expert_return_mean = expert_transitions(
+            self.config.demos, action_space, normalize_actions=self.config.normalize_actions)
+        self._rng = seeding.rng(self.config.seed, EXPERT_SAMPLER)
         # The driver's copy of the learners' discriminator, refreshed after every update of theirs.
         self._discriminator = self.config.discriminator_spec(observation_space, action_space).build()
         self._discriminator.eval()

@@ -156,7 +156,11 @@ class BC(Algorithm):
         from rlfrontier import demos
 
         columns = demos.load(self.config.demos, where="--demos").transitions()
-        self._obs, self._actions = columns[demos.OBS], columns[demos.ACTION]
+        # Fitted in the units of the module's own actions ([-1, 1] for a bounded Box under RLlib's
+        # normalize_actions), which the EnvRunner maps back to the env's.
+        self._obs = columns[demos.OBS]
+        self._actions = demos.module_actions(columns[demos.ACTION], self.config._env_action_space(),
+                                             normalize_actions=self.config.normalize_actions)
         if not len(self._obs):
             raise BadInput(f"--demos {self.config.demos}: holds no transition")
         self._rng = np.random.default_rng(self.config.seed)

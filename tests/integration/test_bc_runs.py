@@ -61,3 +61,47 @@ def test_ppo_cannot_take_a_clone_of_soft_qs_module_and_says_whose_it_is(cloned, 
     assert len(lines) == 1, proc.stderr
     assert all(name in lines[0] for name in (summary["checkpoint"], "bc", "soft_q", "ppo")), lines[0]
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_box_action_clone_learns_and_records_in_the_right_units(tmp_path):
+    """Pendulum: demonstrations hold torques in [-2, 2], RLlib's module acts in [-1, 1] units
+    (normalize_actions) that the EnvRunner unsquashes. bc fits the demonstrated torques in the module's
+    units (raw torques as targets would double every torque the env receives), and recording from its
+    checkpoint stores the torques the env received, so the recorded actions replay the recorded episode."""
+    import gymnasium as gym
+    import numpy as np
+
+    from rlfrontier import demos
+    from rlfrontier.algorithms.bc import BCConfig
+    from tests.conftest import shared_ray, stop_shared_ray
+
+    proc = cli("demos", "record", "--scripted", "pendulum", "--env", "Pendulum-v1", "--episodes", "2",
+               "--out", str(tmp_path / "expert"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    torques = demos.load(tmp_path / "expert").transitions()[demos.ACTION]
+    assert np.abs(torques).max() > 1.0
+    shared_ray()
+    for normalize in (True, False):
+        algo = (BCConfig().environment("Pendulum-v1", normalize_actions=normalize)
+                .training(demos=str(tmp_path / "expert")).env_runners(num_env_runners=0).build_algo())
+        try:
+            np.testing.assert_allclose(algo._actions, torques / 2.0 if normalize else torques, atol=1e-6)
+        finally:
+            algo.stop()
+    stop_shared_ray()
+
+    proc = cli("train", "bc", "--env", "Pendulum-v1", "--demos", str(tmp_path / "expert"), "--stop-iters", "2",
+               "--eval-interval", "0", "--seed", "0", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = cli("demos", "record", last_json(proc.stdout)["checkpoint"], "--env", "Pendulum-v1", "--episodes", "2",
+               "--seed", "100", "--explore", "--out", str(tmp_path / "clone"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    episodes = demos.load(tmp_path / "clone").episodes()
+    for i, episode in enumerate(episodes):
+        env = gym.make("Pendulum-v1")
+        obs, _ = env.reset(seed=100 + i)
+        for t, action in enumerate(episode["action"]):
+            obs, *_ = env.step(action)
+            np.testing.assert_allclose(episode["next_obs"][t], obs, atol=1e-3)  # float32 torques: rounding
+    recorded = np.concatenate([e["action"] for e in episodes])
+    assert np.abs(recorded).max() <= 2.0 and np.abs(recorded).max() > 1.0  # sampled: some beyond 1 N m

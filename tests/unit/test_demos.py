@@ -421,3 +421,48 @@ def test_maxent_irl_gets_optimal_gridworld_demos_through_its_config(tmp_path):
     assert config.demos == str((tmp_path / "d").resolve())
     with pytest.raises(BadInput, match=f"recorded on {GRIDWORLD}, not rlfrontier/ObjectWorld-v0"):
         configure.build_config(algo="maxent_irl", env="rlfrontier/ObjectWorld-v0", seed=0, demos=str(tmp_path / "d"))
+
+
+# Action units: demonstrations hold the env's, RLlib's episodes the module's ---------------------------------
+def test_box_actions_map_between_the_envs_units_and_the_modules_both_ways():
+    space = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 10.0], np.float32))
+    env_units = np.array([[2.0, 0.0], [-2.0, 10.0], [1.0, 2.5]], np.float32)
+    module = demos.module_actions(env_units, space, normalize_actions=True)
+    np.testing.assert_allclose(module, [[1.0, -1.0], [-1.0, 1.0], [0.5, -0.5]], atol=1e-7)
+    np.testing.assert_allclose(demos.env_actions(module, space, normalize_actions=True, clip_actions=False),
+                               env_units, atol=1e-6)
+    # RLlib clips after unsquashing: a module action outside [-1, 1] reaches the env at the bound.
+    np.testing.assert_allclose(demos.env_actions(np.array([[3.0, -5.0]]), space, normalize_actions=True,
+                                                 clip_actions=False), [[2.0, 0.0]])
+    # Without normalize_actions the module acts in the env's units: clipped only if clip_actions.
+    assert demos.module_actions(env_units, space, normalize_actions=False) is env_units
+    np.testing.assert_array_equal(demos.env_actions(np.array([[3.0, 11.0]]), space, normalize_actions=False,
+                                                    clip_actions=True), [[2.0, 10.0]])
+    np.testing.assert_array_equal(demos.env_actions(np.array([[3.0, 11.0]]), space, normalize_actions=False,
+                                                    clip_actions=False), [[3.0, 11.0]])
+
+
+def test_flattened_rows_of_a_matrix_box_and_other_spaces():
+    space = gym.spaces.Box(-4.0, 4.0, (2, 2), np.float32)
+    flat = np.array([[4.0, -4.0, 0.0, 2.0]], np.float32)  # demos keep Box actions flattened
+    np.testing.assert_allclose(demos.module_actions(flat, space, normalize_actions=True), [[1.0, -1.0, 0.0, 0.5]])
+    discrete = np.array([0, 1, 1])
+    assert demos.module_actions(discrete, gym.spaces.Discrete(2), normalize_actions=True) is discrete
+    assert demos.env_actions(discrete, gym.spaces.Discrete(2), normalize_actions=True, clip_actions=True) is discrete
+    unbounded = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    rows = np.array([[7.0]], np.float32)
+    assert demos.module_actions(rows, unbounded, normalize_actions=True) is rows
+
+
+def test_gail_and_airl_compare_demonstrated_box_actions_in_the_policys_units(tmp_path):
+    from rlfrontier.algorithms.adversarial import adversarial
+    from rlfrontier.algorithms.adversarial.torch import discriminator as disc
+
+    _record(tmp_path / "d", env_id="Pendulum-v1", scripted="pendulum", episodes=1)
+    torques = demos.load(tmp_path / "d").transitions()[demos.ACTION]
+    space = gym.make("Pendulum-v1").action_space
+    assert np.abs(torques).max() > 1.0  # the swing-up uses torques beyond 1 N m
+    normalized, _ = adversarial.expert_transitions(str(tmp_path / "d"), space, normalize_actions=True)
+    np.testing.assert_allclose(normalized[disc.EXPERT_ACTIONS], torques / 2.0, atol=1e-6)
+    as_recorded, _ = adversarial.expert_transitions(str(tmp_path / "d"), space, normalize_actions=False)
+    np.testing.assert_array_equal(as_recorded[disc.EXPERT_ACTIONS], torques)
