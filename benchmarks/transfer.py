@@ -37,18 +37,12 @@ every contender and seed. Runs on benchmarks/harness; see benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import collections
-import fcntl
 import json
 import statistics
-import subprocess
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import harness
 
@@ -146,109 +140,33 @@ def held_out_returns(checkpoint: str, *, episodes: int) -> dict[str, float]:
         runner.stop()
 
 
-# The command line, one run at a time ------------------------------------------------------------------------
-
-
-@contextmanager
-def held(lock: Path | None) -> Iterator[None]:
-    """An exclusive flock(2) on `lock` (the same lock as `flock FILE cmd`); nothing without one."""
-    if lock is None:
-        yield
-        return
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            harness.log(f"waiting for the lock {lock}")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+# The command line, one run at a time (benchmarks/harness/cli.py) ---------------------------------------------
 
 
 def train(args: argparse.Namespace, *, env: str, env_config: Mapping[str, Any] | None, seed: int, budget: int,
           eval_interval: int, stop_reward: float | None = None, restore: str | None = None) -> tuple[dict, float]:
     """`rlfrontier train soft_q ... --json` in a subprocess: (its JSON line, the command's wall clock)."""
-    cmd = [sys.executable, "-m", "rlfrontier", "train", ALGO, "--env", env, "--seed", str(seed),
-           "--stop-timesteps", str(budget), "--eval-interval", str(eval_interval),
-           "--experiment", args.runs_experiment, "--json"]
+    argv = ["--env", env, "--seed", str(seed), "--stop-timesteps", str(budget), "--eval-interval", str(eval_interval)]
     if env_config:
-        cmd += ["--env-config", *env_config_args(env_config)]
+        argv += ["--env-config", *env_config_args(env_config)]
     if stop_reward is not None:
-        cmd += ["--stop-reward", str(stop_reward)]
+        argv += ["--stop-reward", str(stop_reward)]
     if restore:
-        cmd += ["--restore", restore]
-    if args.tracking_uri:
-        cmd += ["--tracking-uri", args.tracking_uri]
-    if not args.progress:
-        cmd.append("--quiet")
-    tail: collections.deque[str] = collections.deque(maxlen=15)
-    with held(args.lock):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-        def pump() -> None:  # stderr: shown as it comes, its tail kept for the error
-            for line in proc.stderr:
-                tail.append(line.rstrip())
-                if args.progress:
-                    sys.stderr.write(line)
-
-        thread = threading.Thread(target=pump, daemon=True)
-        thread.start()
-        stdout = proc.stdout.read()
-        proc.wait()
-        thread.join()
-        wall = time.perf_counter() - t0
-    lines = stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"`{' '.join(cmd)}` exited {proc.returncode}: {' | '.join(list(tail)[-3:])}")
-    return json.loads(lines[-1]), wall
+        argv += ["--restore", restore]
+    return harness.cli.train(ALGO, argv, args)
 
 
 def evaluation_curve(out: dict[str, Any], *, eval_interval: int, tracking_uri: str | None) -> list[dict[str, Any]]:
-    """The run's fresh greedy evaluations from MLflow: (env steps, wall_s, eval return) per evaluated iteration.
-
-    RLlib repeats the last evaluation in every later result; an iteration
-    evaluated when iteration % interval == 0, and the last one always
-    (rlfrontier.trainable.train_loop). Falls back to the final point alone.
-    """
+    """The run's fresh greedy evaluations (env steps, wall_s, eval return) per evaluated iteration, from its
+    MLflow history (else Tune's result.json); falls back to the final point alone."""
     from rlfrontier import trainable as T
 
     final = [{"env_steps": out[T.ENV_STEPS], "wall_s": out[T.WALL_S], "eval_return": out.get(T.EVAL_RETURN_MEAN)}]
-    if not out.get("mlflow_run_id"):
-        return final
-    try:
-        from mlflow.tracking import MlflowClient
-
-        from rlfrontier.tracking import resolve_tracking_uri
-
-        client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
-
-        def history(key: str) -> dict[int, float]:
-            return {m.step: m.value for m in client.get_metric_history(out["mlflow_run_id"], key)}
-
-        evals, walls, iterations = history(T.EVAL_RETURN_MEAN), history(T.WALL_S), history(T.ITERATIONS)
-    except Exception as exc:  # noqa: BLE001 - the curve is for plots; the JSON line has the result
-        harness.log(f"no curve from MLflow ({type(exc).__name__}: {exc}); keeping the final point")
-        return final
-    last = max(iterations, default=None)
-    points = [{"env_steps": step, "wall_s": walls.get(step), "eval_return": value}
-              for step, value in sorted(evals.items())
-              if step == last or int(iterations.get(step, 0)) % eval_interval == 0]
+    rows, _ = harness.cli.evaluations(out, [T.EVAL_RETURN_MEAN], eval_interval=eval_interval,
+                                      tracking_uri=tracking_uri)
+    points = [{"env_steps": r["env_steps"], "wall_s": r["wall_s"], "eval_return": r[T.EVAL_RETURN_MEAN]}
+              for r in rows if r[T.EVAL_RETURN_MEAN] is not None]
     return [p for p in points if p["wall_s"] is not None] or final
-
-
-def record(rec: harness.Recorder, out: dict[str, Any], wall: float, points: list[dict[str, Any]]) -> None:
-    """The run's points; set-up = the command's wall clock outside training (Ray, building, Tune)."""
-    rec.setup_s = max(wall - float(out["wall_s"]), 0.0)
-    for p in points:
-        rec.record(p["env_steps"], eval_return=p["eval_return"], wall_s=p["wall_s"])
-    rec.stop(out["env_steps"])
-    rec.train_wall_s = float(out["wall_s"])
-    rec.extra.update({"mlflow_run_id": out.get("mlflow_run_id"), "checkpoint": out.get("checkpoint"),
-                      "best_checkpoint": out.get("best_checkpoint"), "command_wall_s": wall,
-                      "final_eval_return": out.get("eval_return_mean")})
 
 
 # Contenders ---------------------------------------------------------------------------------------------
@@ -259,7 +177,7 @@ def run_dr(name: str, args: argparse.Namespace, checkpoints: dict[int, str], see
     """nominal or randomised: train, then judge the final and the best checkpoint on every evaluation task."""
     env, env_config = (NOMINAL_ENV, None) if name == "nominal" else (RANDOM_ENV, randomised_env_config())
     out, wall = train(args, env=env, env_config=env_config, seed=seed, budget=budget, eval_interval=args.eval_interval)
-    record(rec, out, wall, evaluation_curve(out, eval_interval=args.eval_interval, tracking_uri=args.tracking_uri))
+    harness.cli.record(rec, out, wall, evaluation_curve(out, eval_interval=args.eval_interval, tracking_uri=args.tracking_uri))
     rec.extra["env"], rec.extra["env_config"] = env, env_config
     returns = {"final": held_out_returns(out["checkpoint"], episodes=args.episodes)}
     if out.get("best_checkpoint"):
@@ -283,7 +201,7 @@ def run_ft(name: str, args: argparse.Namespace, checkpoints: dict[int, str], see
         rec.extra["restored_from"] = restore
     out, wall = train(args, env=RANDOM_ENV, env_config=pinned_env_config(task(SHIFTED)), seed=seed, budget=budget,
                       eval_interval=args.finetune_eval_interval, stop_reward=args.target, restore=restore)
-    record(rec, out, wall, evaluation_curve(out, eval_interval=args.finetune_eval_interval,
+    harness.cli.record(rec, out, wall, evaluation_curve(out, eval_interval=args.finetune_eval_interval,
                                             tracking_uri=args.tracking_uri))
 
 
@@ -315,11 +233,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="iterations between evaluations of the fine-tuning and from-scratch runs (default 1)")
     p.add_argument("--episodes", type=harness.positive_int, default=EVAL_EPISODES,
                    help=f"greedy episodes per evaluation task (default {EVAL_EPISODES})")
-    p.add_argument("--runs-experiment", default="rlfrontier-transfer",
-                   help="MLflow experiment of the `rlfrontier train` runs (default rlfrontier-transfer)")
-    p.add_argument("--lock", type=Path, default=None,
-                   help="hold an exclusive flock on this file during each training run (a shared machine)")
-    p.add_argument("--progress", action="store_true", help="show each training run's progress lines")
+    harness.cli.add_arguments(p, experiment="rlfrontier-transfer")
 
 
 def plan(args: argparse.Namespace) -> harness.Plan:

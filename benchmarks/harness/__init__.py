@@ -7,12 +7,14 @@ plots, re-renders with `--from-json`, and logs each invocation to MLflow.
 See benchmarks/README.md.
 """
 
+from . import cli
 from .record import Criterion, Recorder, TrainingClock, env_steps_per_s, log, steps_to_target, wall_s_to_target
 from .report import (
     CONTENDER,
     SETUP,
     STEPS_PER_S,
     Column,
+    closing_lines,
     fmt,
     fmt_stats,
     group_column,
@@ -45,7 +47,7 @@ from .stats import LogLogFit, Stats, Summary, censored_stats, implied_reason, lo
 
 __all__ = [
     "CONTENDER", "IMPLIED", "SETUP", "STEPS_PER_S", "Benchmark", "Column", "Contender", "Criterion", "ImpliedFailure",
-    "LogLogFit", "Plan", "Recorder", "Stats", "Summary", "TrainingClock", "censored_stats", "env_steps_per_s", "fmt",
+    "LogLogFit", "Plan", "Recorder", "Stats", "Summary", "TrainingClock", "censored_stats", "cli", "closing_lines", "env_steps_per_s", "fmt",
     "fmt_stats", "group_column", "implied_by_smaller", "implied_reason", "load_results", "log", "loglog_fit",
     "machine_line", "main", "markdown_table", "non_negative_float", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves",
     "positive_float", "positive_int", "ratio_table", "ratios_vs", "standard_columns", "steps_to_target", "summarize", "summary_table",

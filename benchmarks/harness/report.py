@@ -173,6 +173,12 @@ def notes(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def closing_lines(results: dict[str, Any], images: Mapping[str, str]) -> list[str]:
+    """The end of a results.md: "Notes:" and the notes (where there are any), then each plot (file name -> alt text)."""
+    found = notes(results)
+    return (["Notes:", "", *found, ""] if found else []) + [f"![{alt}]({name})" for name, alt in images.items()]
+
+
 # Plots ------------------------------------------------------------------------------------------------
 
 
@@ -192,7 +198,8 @@ def colours(results: dict[str, Any]) -> dict[str, str]:
     return {name: f"C{i % 10}" for i, name in enumerate(names)}
 
 
-X_LABELS = {"env_steps": "env steps", "wall_s": "training wall clock (s, evaluation excluded)"}
+X_LABELS = {"env_steps": "env steps", "wall_s": "training wall clock (s, evaluation excluded)",
+            "iteration": "training iteration"}
 
 
 def plot_learning_curves(
@@ -205,8 +212,11 @@ def plot_learning_curves(
     loglog: bool = False,
     ylim: tuple[float, float] | None = None,
     runs: Sequence[dict[str, Any]] | None = None,
+    y_key: str = "eval_return",
+    run_label: Callable[[dict[str, Any]], str] | None = None,
 ) -> bool:
-    """Evaluation return against each x key, one line per run, one colour per contender, the target dashed.
+    """Evaluation return (or another number the points hold, `y_key`) against each x key, one line per run,
+    one colour per contender (with `run_label`, one per run, labelled by it), the target dashed.
 
     With `loglog`, both axes are logarithmic (non-positive points dropped).
     Returns False (and writes nothing) when no run has an evaluated point.
@@ -214,7 +224,7 @@ def plot_learning_curves(
     runs = results["runs"] if runs is None else runs
     labels = {c["name"]: c.get("label") or c["name"] for c in results.get("contenders", [])}
     palette = colours(results)
-    curves = [(r, [p for p in r.get("points", []) if p.get("eval_return") is not None]) for r in runs]
+    curves = [(r, [p for p in r.get("points", []) if p.get(y_key) is not None]) for r in runs]
     curves = [(r, pts) for r, pts in curves if pts]
     if not curves:
         return False
@@ -223,15 +233,18 @@ def plot_learning_curves(
     target = results.get("target")
     for ax, key in zip(axes[0], x_keys):
         labelled: set[str] = set()
-        for run, pts in curves:
+        for i, (run, pts) in enumerate(curves):
             name = run["contender"]
-            xy = [(p[key], p["eval_return"]) for p in pts]
+            xy = [(p[key], p[y_key]) for p in pts]
             if loglog:
                 xy = [(x, y) for x, y in xy if x > 0 and y > 0]
             if not xy:
                 continue
-            ax.plot(*zip(*xy), color=palette.get(name), alpha=0.75, linewidth=1.3, marker=".", markersize=3,
-                    label=None if name in labelled else labels.get(name, name))
+            colour, label = palette.get(name), labels.get(name, name)
+            if run_label is not None:
+                colour, label, name = f"C{i % 10}", run_label(run), f"run {i}"
+            ax.plot(*zip(*xy), color=colour, alpha=0.75, linewidth=1.3, marker=".", markersize=3,
+                    label=None if name in labelled else label)
             labelled.add(name)
         if target is not None:
             ax.axhline(target, color="grey", linestyle="--", linewidth=1)
