@@ -86,12 +86,20 @@ EXPERT_SAMPLER = "expert_sampler"
 
 
 # Transitions ----------------------------------------------------------------------------------
-def policy_transitions(episodes: list) -> dict[str, np.ndarray]:
+def policy_transitions(episodes: list, action_space=None, *, normalize_actions: bool = False
+                       ) -> dict[str, np.ndarray]:
     """The sampled steps of single-agent episode chunks as one-step columns, concatenated.
 
     Keys: Columns.OBS, ACTIONS, NEXT_OBS, TERMINATEDS (the chunk's last step only,
     when its episode terminated there) and ACTION_LOGP (log pi(a|s) at sampling
     time, [N]); chunks of no step are skipped.
+
+    With a Box `action_space`, ACTIONS are what the env received (the episode
+    holds the module's raw sample; the EnvRunner unsquashes and clips it), in
+    the module's units: the units of the demonstrated actions
+    (`expert_transitions`), so that the discriminator cannot tell a sample
+    beyond the bounds from the saturated action the env got. ACTION_LOGP stays
+    the raw sample's.
     """
     chunks = [e for e in episodes if len(e)]
     if any(not hasattr(e, "get_observations") or hasattr(e, "agent_episodes") for e in chunks):
@@ -106,7 +114,14 @@ def policy_transitions(episodes: list) -> dict[str, np.ndarray]:
             Columns.NEXT_OBS: columns[replay.NEXT_OBS], Columns.TERMINATEDS: columns[replay.TERMINATEDS],
             Columns.ACTION_LOGP: np.asarray(episode.get_extra_model_outputs(Columns.ACTION_LOGP), np.float32),
         })
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if action_space is not None:
+        from rlfrontier import demos
+
+        received = demos.env_actions(columns[Columns.ACTIONS], action_space, normalize_actions=normalize_actions,
+                                     clip_actions=True)
+        columns[Columns.ACTIONS] = demos.module_actions(received, action_space, normalize_actions=normalize_actions)
+    return columns
 
 
 def expert_transitions(path: str, action_space=None, *, normalize_actions: bool = False
@@ -312,7 +327,8 @@ class Adversarial(PPO):
         if not episodes:
             return
 
-        policy = policy_transitions(episodes)
+        policy = policy_transitions(episodes, self.spaces[INPUT_ENV_SINGLE_SPACES][1],
+                                    normalize_actions=config.normalize_actions)
         with self.metrics.log_time((TIMERS, DISCRIMINATOR_UPDATE_TIMER)):
             self.update_discriminator(policy)
         rewards = self.imitation_rewards(policy)

@@ -357,6 +357,31 @@ def _chunks(*, numpy: bool):
     return [c.to_numpy() if numpy and len(c) else c for c in chunks]
 
 
+@pytest.mark.parametrize("normalize", [True, False])
+def test_policy_box_actions_reach_the_discriminator_as_the_env_received_them_in_the_modules_units(normalize):
+    """A Gaussian sample beyond the bounds reaches the env clipped; the discriminator sees the clipped action
+    in the demonstrations' units, not the raw sample (which only a policy can produce). log pi stays the
+    raw sample's."""
+    import gymnasium as gym
+    from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+    from rlfrontier.algorithms.adversarial.adversarial import policy_transitions
+
+    space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    raw = [-6.2, -0.5, 0.25, 1.7, 4.0]  # the module's samples: [-1, 1] units with normalize_actions, else torques
+    episode = SingleAgentEpisode()
+    episode.add_env_reset(observation=np.zeros(3, np.float32))
+    for t, a in enumerate(raw):
+        episode.add_env_step(observation=np.full(3, t + 1.0, np.float32), action=np.array([a], np.float32),
+                             reward=0.0, truncated=t == len(raw) - 1,
+                             extra_model_outputs={Columns.ACTION_LOGP: np.float32(-a * a)})
+    columns = policy_transitions([episode], space, normalize_actions=normalize)
+    want = np.clip(raw, -1, 1) if normalize else np.clip(raw, -2, 2)
+    np.testing.assert_allclose(columns[Columns.ACTIONS][:, 0], want, atol=1e-6)
+    np.testing.assert_allclose(columns[Columns.ACTION_LOGP], -np.square(raw), rtol=1e-6)
+    np.testing.assert_array_equal(policy_transitions([episode])[Columns.ACTIONS][:, 0], np.float32(raw))
+
+
 @pytest.mark.parametrize("numpy", [False, True], ids=["lists", "numpy"])
 def test_policy_transitions_and_the_reward_column_follow_each_chunk_step_by_step(numpy):
     from rlfrontier.algorithms.adversarial.adversarial import (
