@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness.rllib import lifetime_steps, ray_session
+from harness.rllib import lifetime_steps, module_devices, ray_session
 
 ENV_ID = "rlfrontier/DeepSea-v0"
 CONTENDERS = ("k10", "k1", "eps_dqn")
@@ -67,7 +67,7 @@ def run_contender(contender: str, size: int, gpus: float, seed: int, seconds: fl
     with rec.setup():
         algo = config.build_algo()
     try:
-        rec.extra["learner_device"] = learner_device(algo)
+        rec.extra["learner_device"] = ",".join(module_devices(algo))  # one local learner: "cpu" or "cuda:0"
         t0 = time.perf_counter()
         start = lifetime_steps(algo.train())  # untimed: reaches learning_starts and the first updates
         rec.extra.update(warmup_s=time.perf_counter() - t0, warmup_env_steps=start)
@@ -80,13 +80,6 @@ def run_contender(contender: str, size: int, gpus: float, seed: int, seconds: fl
         rec.stop(env_steps, iterations=iterations)
     finally:
         algo.stop()
-
-
-def learner_device(algo) -> str:
-    """Where the (local) learner's parameters live: "cpu" or "cuda:0"."""
-    from ray.rllib.core import DEFAULT_MODULE_ID
-
-    return ",".join(sorted({str(p.device) for p in algo.learner_group._learner.module[DEFAULT_MODULE_ID].parameters()}))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

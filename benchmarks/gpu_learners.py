@@ -21,6 +21,8 @@ import sys
 import time
 import traceback
 
+from harness.rllib import module_devices
+
 CARTPOLE = "CartPole-v1"
 DEEP_SEA = "rlfrontier/DeepSea-v0"
 SEED = 0
@@ -45,19 +47,6 @@ def make_config(algo: str, gpus: float, num_learners: int):
         .debugging(seed=SEED)
         .learners(num_learners=num_learners, num_gpus_per_learner=gpus)
     )
-
-
-def module_devices(algo) -> list[str]:
-    """Devices of the learner module's parameters (every learner, local or remote)."""
-    from ray.rllib.core import DEFAULT_MODULE_ID
-
-    def devices(learner) -> str:
-        return ",".join(sorted({str(p.device) for p in learner.module[DEFAULT_MODULE_ID].parameters()}))
-
-    group = algo.learner_group
-    if group.is_local:
-        return [devices(group._learner)]
-    return [call.get() for call in group.foreach_learner(devices)]
 
 
 def run_case(algo_name: str, gpus: float, num_learners: int, args) -> dict:

@@ -78,12 +78,15 @@ def env_actions(actions: np.ndarray, space: gym.Space, *, normalize_actions: boo
     """Rows of a module's actions as the env received them (what a demonstration records)."""
     if not isinstance(space, gym.spaces.Box):
         return actions
+    # What RLlib's NormalizeAndClipActions connector does, by its own functions.
+    from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
+
     rows = np.asarray(actions, dtype=np.float64).reshape(len(actions), *space.shape)
-    if normalize_actions and _rescaled_box(space):
-        rows = np.clip(space.low + (rows + 1.0) * (space.high - space.low) / 2.0, space.low, space.high)
+    if normalize_actions:
+        rows = unsquash_action(rows, space)
     elif clip_actions:
-        rows = np.clip(rows, space.low, space.high)
-    return rows.astype(np.float32).reshape(np.shape(actions))
+        rows = clip_action(rows, space)
+    return np.asarray(rows, dtype=np.float32).reshape(np.shape(actions))
 
 
 def module_actions(actions: np.ndarray, space: gym.Space, *, normalize_actions: bool) -> np.ndarray:

@@ -31,6 +31,19 @@ def build_algo(algo: str, overrides: dict[str, Any], *, env: str, seed: int,
     return config.build_algo()
 
 
+def module_devices(algo) -> list[str]:
+    """Devices of the learner module's parameters, one entry per learner (local or remote): "cpu", "cuda:0"."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    def devices(learner) -> str:
+        return ",".join(sorted({str(p.device) for p in learner.module[DEFAULT_MODULE_ID].parameters()}))
+
+    group = algo.learner_group
+    if group.is_local:
+        return [devices(group._learner)]
+    return [call.get() for call in group.foreach_learner(devices)]
+
+
 def ppo_takes_rnd() -> str | None:
     """A contender's `available` check: why the registry's ppo cannot run with RND (None: it can)."""
     from rlfrontier.registry import get_algorithm
