@@ -2,13 +2,16 @@
 
 A demonstrations folder DIR holds
 
-    DIR/manifest.json          what was recorded: env id, env_config, spaces, source, seed, counts, returns
+    DIR/manifest.json          what was recorded: env id, env_config, spaces, source, seed, counts, returns,
+                               the actions' units (the env's: FORMAT_VERSION 2)
     DIR/transitions.parquet    one row per transition (COLUMNS), in episode then time order
 
 `ray.data.read_parquet(DIR)` reads the rows (it skips manifest.json: only
 *.parquet files are read), pyarrow reads the file, and `load(DIR)` gives
 numpy arrays for algorithms that keep demonstrations in memory; `check`
-also refuses demonstrations recorded on another env, env_config or spaces.
+also refuses demonstrations recorded on another env, env_config or spaces,
+and `check_config` does so against an AlgorithmConfig (the setup of gail,
+airl and bc, for a config built in Python as much as from the command line).
 
 `rlfrontier demos record` writes a folder from a checkpoint's policy (acting
 as its EnvRunner did, through `rlfrontier.evaluation`) or from a scripted
@@ -40,7 +43,13 @@ from rlfrontier import envs
 from rlfrontier.validation import BadInput, check_range
 
 FORMAT = "rlfrontier-demos"
-FORMAT_VERSION = 1
+# 2: the manifest says the units of the actions ("action_units": "env"). Version-1 Box actions recorded from a
+# checkpoint may be the module's normalised ones (see read_manifest); every other version-1 recording holds
+# the env's.
+FORMAT_VERSION = 2
+# What a manifest's "action_units" says: the actions the env received (Box actions in its own units).
+ACTION_UNITS = "action_units"
+ENV_UNITS = "env"
 MANIFEST_FILE = "manifest.json"
 DATA_FILE = "transitions.parquet"
 
@@ -87,6 +96,14 @@ def env_actions(actions: np.ndarray, space: gym.Space, *, normalize_actions: boo
     elif clip_actions:
         rows = clip_action(rows, space)
     return np.asarray(rows, dtype=np.float32).reshape(np.shape(actions))
+
+
+def received_module_actions(actions: np.ndarray, space: gym.Space, *, normalize_actions: bool) -> np.ndarray:
+    """Rows of a module's actions as the env received them (bounded Box actions clipped to the bounds, as
+    RLlib's unsquashing does), back in the module's units: what a discriminator that learnt from
+    demonstrations compares (rlfrontier.algorithms.adversarial)."""
+    received = env_actions(actions, space, normalize_actions=normalize_actions, clip_actions=True)
+    return module_actions(received, space, normalize_actions=normalize_actions)
 
 
 def module_actions(actions: np.ndarray, space: gym.Space, *, normalize_actions: bool) -> np.ndarray:
@@ -186,8 +203,7 @@ def _pendulum_policy(env: gym.Env) -> Policy:
 def _optimal_unfit(env: gym.Env) -> str | None:
     from rlfrontier.registry import TABULAR_MDP_API
 
-    api = (*TABULAR_MDP_API, "initial_distribution", "horizon")
-    missing = [name for name in api if not hasattr(env.unwrapped, name)]
+    missing = [name for name in TABULAR_MDP_API if not hasattr(env.unwrapped, name)]
     if missing:
         return f"is not a tabular world with known dynamics (lacks {', '.join(missing)})"
     return None
@@ -441,6 +457,7 @@ def record(
         "returns": returns,
         "observation_space": describe_space(obs_space),
         "action_space": describe_space(act_space),
+        ACTION_UNITS: ENV_UNITS,
         "seed": seed,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "columns": list(COLUMNS),
@@ -517,9 +534,34 @@ def read_manifest(path: str | Path, *, where: str = "demonstrations") -> dict[st
     for key in ("observation_space", "action_space"):
         if not isinstance(manifest[key], dict) or "repr" not in manifest[key]:
             raise _bad(where, path, f"{MANIFEST_FILE} is malformed: {key} is not a space description")
+    _check_action_units(manifest, where=where, path=path)
     if not isinstance(manifest["transitions"], int) or not isinstance(manifest["episodes"], int):
         raise _bad(where, path, f"{MANIFEST_FILE} is malformed: episodes and transitions must be integers")
     return manifest
+
+
+def _check_action_units(manifest: dict[str, Any], *, where: str, path: str | Path) -> None:
+    """BadInput unless the manifest's actions are the env's.
+
+    Version 2 says so (ACTION_UNITS). Version 1 did not: Box actions recorded
+    from a checkpoint before the units fix (rlfrontier 06332fd) are the
+    module's [-1, 1] actions under RLlib's normalize_actions, and a version-1
+    folder cannot tell which it holds, so all such are refused; Discrete
+    actions and scripted experts' (env units always) still load.
+    """
+    if manifest["version"] >= 2:
+        units = manifest.get(ACTION_UNITS)
+        if units != ENV_UNITS:
+            raise _bad(where, path, f"{MANIFEST_FILE} is malformed: {ACTION_UNITS} is {units!r}, not "
+                                    f"{ENV_UNITS!r} (the actions the env received)")
+        return
+    source = manifest.get("source")
+    if manifest["action_space"].get("type") == "Box" and not (isinstance(source, str)
+                                                              and source.startswith("scripted:")):
+        raise _bad(where, path, f"format version 1 Box actions recorded from a checkpoint ({source}) may be the "
+                                f"policy's normalised [-1, 1] actions, not the env's: record them again with this "
+                                f"rlfrontier (`rlfrontier demos record CHECKPOINT --env {manifest['env']} --out DIR`), "
+                                f"which writes format {FORMAT_VERSION} in the env's units")
 
 
 def _numpy(column, *, shape: tuple[int, ...] | None) -> np.ndarray:
@@ -605,6 +647,22 @@ def check(
     return demos
 
 
+def check_config(path: str | Path, config: Any, *, where: str = "--demos") -> Demonstrations:
+    """`check(path, ...)` against an AlgorithmConfig's env, env_config and that env's spaces: what the
+    command line checks (rlfrontier.configure) for a config built in Python (`GAILConfig().environment(...)
+    .training(demos=...)`), so an algorithm's setup refuses demonstrations of another env before it
+    builds anything. The env must be a gymnasium id, as every recording's is."""
+    manifest = read_manifest(path, where=where)
+    env_id, env_config = config.env, dict(config.env_config or {})
+    if manifest["env"] != env_id:  # before making the env: a class or a Ray-registered name is not an id
+        shown = env_id if isinstance(env_id, str) else repr(env_id)
+        raise _bad(where, path, f"recorded on {manifest['env']}, not {shown}")
+    if not _same(manifest["env_config"], env_config):
+        raise _bad(where, path, f"recorded with env_config {manifest['env_config']}, not {env_config}")
+    observation_space, action_space = envs.check_env(env_id, env_config)
+    return check(path, env_id, env_config, observation_space, action_space, where=where)
+
+
 # Printing --------------------------------------------------------------------------------
 
 
@@ -628,13 +686,22 @@ def manifest_table(manifest: dict[str, Any], *, path: str | Path) -> str:
         ("transitions", f"{manifest['transitions']:,}"),
         ("return", f"{_g(manifest.get('return_mean'))} ± {_g(manifest.get('return_std'))}{spread}"),
         ("observations", manifest["observation_space"]["repr"]),
-        ("actions", manifest["action_space"]["repr"]),
+        ("actions", manifest["action_space"]["repr"] + _units(manifest)),
         ("seed", f"{manifest['seed']} (episode i resets with seed + i)"),
         ("created", str(manifest.get("created", "-"))),
         ("format", f"{manifest['format']} {manifest['version']}"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _units(manifest: dict[str, Any]) -> str:
+    """What the table says of a Box's units: the env's (version 2 says so; read_manifest lets through only
+    version-1 Box actions of scripted experts, which are the env's too)."""
+    if manifest["action_space"].get("type") != "Box":
+        return ""
+    units = manifest.get(ACTION_UNITS, ENV_UNITS)
+    return ", in the env's units" if units == ENV_UNITS else f", in {units} units"
 
 
 def _g(value: Any) -> str:

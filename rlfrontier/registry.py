@@ -38,7 +38,8 @@ DEMONSTRATIONS = "demonstrations"
 TABULAR_MDP = "tabular_mdp"
 TASK_DISTRIBUTION = "task_distribution"
 # What an env must expose to count as one (methods or attributes of env.unwrapped).
-TABULAR_MDP_API = ("transition_tensor", "state_features", "true_reward")
+# A tabular MDP never terminates (the messages have no absorbing state): its episodes run the horizon.
+TABULAR_MDP_API = ("transition_tensor", "state_features", "true_reward", "initial_distribution", "horizon")
 TASK_DISTRIBUTION_API = ("sample_tasks", "set_task")
 _NEED_TEXT = {
     DEMONSTRATIONS: "demonstrations (--demos DIR)",

@@ -63,6 +63,11 @@ class RewardTransform:
     def rewrite(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
+    def check_run(self, config) -> None:
+        """Refuses (BadInput naming the setting) a run, given by its AlgorithmConfig, whose transitions the
+        transform cannot rewrite as it should: e.g. a learned reward's run with other action units or
+        another discount than the run that learnt it. Nothing by default."""
+
     def __call__(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         rewards = np.asarray(columns[replay.REWARDS])
         new = np.asarray(self.rewrite(columns), dtype=np.float32)
@@ -125,10 +130,11 @@ def _transform_class(kind: Any) -> type[RewardTransform] | None:
     return TRANSFORMS.get(kind) if isinstance(kind, str) else None
 
 
-def build(spec: Mapping[str, Any] | None) -> RewardTransform | None:
-    """The transform a `reward_transform` mapping describes (None: none).
+def build(spec: Mapping[str, Any] | None, *, run=None) -> RewardTransform | None:
+    """The transform a `reward_transform` mapping describes (None: none), checked against the AlgorithmConfig
+    `run` that applies it when given (RewardTransform.check_run).
 
-    Raises ValueError naming the bad kind, key or value.
+    Raises ValueError naming the bad kind, key or value (BadInput, one of them, for a run it cannot serve).
     """
     if spec is None:
         return None
@@ -141,7 +147,7 @@ def build(spec: Mapping[str, Any] | None) -> RewardTransform | None:
         known = sorted({*TRANSFORMS, *LAZY_TRANSFORMS})
         raise ValueError(f"reward_transform type {kind!r} is unknown: choose one of {', '.join(known)}")
     try:
-        return cls(**params)
+        transform = cls(**params)
     except TypeError:
         import inspect
 
@@ -150,6 +156,9 @@ def build(spec: Mapping[str, Any] | None) -> RewardTransform | None:
         raise ValueError(
             f"reward_transform {kind} has no setting {', '.join(map(repr, unknown))}: it takes {', '.join(allowed)}"
         ) from None
+    if run is not None:
+        transform.check_run(run)
+    return transform
 
 
 class RewardTransformFields:
@@ -163,7 +172,7 @@ class RewardTransformFields:
         self.reward_transform: dict[str, Any] | None = None
 
     def validate(self) -> None:
-        build(self.reward_transform)  # ValueError names the bad part
+        build(self.reward_transform, run=self)  # ValueError names the bad part
         super().validate()
 
 
@@ -255,7 +264,7 @@ def replay_hook(config, *, observation_space=None) -> ReplayRewardHook | None:
     The bonus draws from the run's own stream (seeding.BONUS) and reads the
     observation space to pick its hash.
     """
-    transform = build(getattr(config, FIELD, None))
+    transform = build(getattr(config, FIELD, None), run=config)
     bonus = bonuses.build(getattr(config, bonuses.FIELD, None), observation_space=observation_space,
                           seed=seeding.derive_seed(getattr(config, "seed", None), seeding.BONUS))
     if transform is None and bonus is None:
@@ -342,7 +351,7 @@ class EpisodeRewardTransformLearner:
 
     def reward_connector(self) -> RewardTransformConnector | None:
         """The piece that rewrites the episodes' rewards (None: they stay the env's)."""
-        transform = build(getattr(self.config, FIELD, None))
+        transform = build(getattr(self.config, FIELD, None), run=self.config)
         return None if transform is None else RewardTransformConnector(transform=transform)
 
 

@@ -118,25 +118,25 @@ def policy_transitions(episodes: list, action_space=None, *, normalize_actions: 
     if action_space is not None:
         from rlfrontier import demos
 
-        received = demos.env_actions(columns[Columns.ACTIONS], action_space, normalize_actions=normalize_actions,
-                                     clip_actions=True)
-        columns[Columns.ACTIONS] = demos.module_actions(received, action_space, normalize_actions=normalize_actions)
+        columns[Columns.ACTIONS] = demos.received_module_actions(columns[Columns.ACTIONS], action_space,
+                                                                 normalize_actions=normalize_actions)
     return columns
 
 
-def expert_transitions(path: str, action_space=None, *, normalize_actions: bool = False
+def expert_transitions(path, action_space=None, *, normalize_actions: bool = False
                        ) -> tuple[dict[str, np.ndarray], float]:
     """The demonstrations' transitions (keys: the discriminator's EXPERT_* columns) and their mean return.
 
+    `path`: a demonstrations folder, or one already loaded (demos.Demonstrations).
     Box actions are put in the units of the policy's own (`demos.module_actions`): the discriminator
     compares them with the actions RLlib's episodes hold, [-1, 1] under `normalize_actions`.
     """
     from rlfrontier import demos
 
-    loaded = demos.load(path, where="--demos")
+    loaded = path if isinstance(path, demos.Demonstrations) else demos.load(path, where="--demos")
     rows = loaded.transitions()
     if not len(rows[demos.OBS]):
-        raise BadInput(f"--demos {path}: holds no transition")
+        raise BadInput(f"--demos {loaded.path}: holds no transition")
     actions = demos.module_actions(rows[demos.ACTION], action_space, normalize_actions=normalize_actions)
     columns = {
         disc.EXPERT_OBS: rows[demos.OBS], disc.EXPERT_ACTIONS: actions,
@@ -244,8 +244,11 @@ class AdversarialConfig(PPOConfig):
         super().validate()
 
     def discriminator_model_config(self) -> dict[str, Any]:
+        # NORMALIZE_ACTIONS: the units of the Box actions it learns from, for a run that reuses its reward
+        # (learned_reward); the discriminator itself does not read it.
         return {disc.HIDDEN_SIZES: list(self.disc_hidden_sizes), disc.LR: float(self.disc_lr),
-                disc.GAMMA: float(self.gamma), disc.NORMALIZE_OBS: self.disc_normalize_obs}
+                disc.GAMMA: float(self.gamma), disc.NORMALIZE_OBS: self.disc_normalize_obs,
+                disc.NORMALIZE_ACTIONS: bool(self.normalize_actions)}
 
     def discriminator_spec(self, observation_space=None, action_space=None) -> RLModuleSpec:
         """The discriminator's learner-only RLModuleSpec (spaces None: the policy's, filled in by RLlib)."""
@@ -275,10 +278,15 @@ class Adversarial(PPO):
     the policy's update (the module docstring)."""
 
     def setup(self, config) -> None:
+        from rlfrontier import demos
+
+        # The command line's check (rlfrontier.configure), also for a config built in Python: demonstrations
+        # of another env, env_config or spaces are refused before any EnvRunner or Learner is built.
+        recorded = demos.check_config(self.config.demos, self.config)
         super().setup(config)
         observation_space, action_space = self.spaces[INPUT_ENV_SINGLE_SPACES]
         self._expert, self._expert_return_mean = expert_transitions(
-            self.config.demos, action_space, normalize_actions=self.config.normalize_actions)
+            recorded, action_space, normalize_actions=self.config.normalize_actions)
         self._rng = seeding.rng(self.config.seed, EXPERT_SAMPLER)
         # The driver's copy of the learners' discriminator, refreshed after every update of theirs.
         self._discriminator = self.config.discriminator_spec(observation_space, action_space).build()
@@ -312,7 +320,8 @@ class Adversarial(PPO):
         cfg = self.config
         size = cfg.disc_updates * cfg.disc_minibatch_size * max(cfg.num_learners, 1)
         rows = paired_rows(policy, self._expert, size=size, rng=self._rng)
-        # Counted as env steps trained by the learners (RLlib warns at every minibatch of a batch of none).
+        # env_steps: its rows, by which RLlib shards a batch among learners; they are not env steps trained
+        # (AdversarialPPOLearner leaves them out of that count: only PPO's update adds to it).
         batch = MultiAgentBatch({disc.MODULE_ID: SampleBatch(rows)}, env_steps=size)
         results = self.learner_group.update(batch=batch, minibatch_size=cfg.disc_minibatch_size, num_epochs=1,
                                             shuffle_batch_per_epoch=False, timesteps=self._timesteps())

@@ -152,17 +152,19 @@ class BC(Algorithm):
         return BCConfig()
 
     def setup(self, config) -> None:
-        super().setup(config)
         from rlfrontier import demos
 
-        columns = demos.load(self.config.demos, where="--demos").transitions()
+        # The command line's check (rlfrontier.configure), also for a config built in Python: demonstrations
+        # of another env, env_config or spaces are refused before the Learner or an EnvRunner is built.
+        columns = demos.check_config(self.config.demos, self.config).transitions()
+        if not len(columns[demos.OBS]):
+            raise BadInput(f"--demos {self.config.demos}: holds no transition")
+        super().setup(config)
         # Fitted in the units of the module's own actions ([-1, 1] for a bounded Box under RLlib's
         # normalize_actions), which the EnvRunner maps back to the env's.
         self._obs = columns[demos.OBS]
         self._actions = demos.module_actions(columns[demos.ACTION], self.config._env_action_space(),
                                              normalize_actions=self.config.normalize_actions)
-        if not len(self._obs):
-            raise BadInput(f"--demos {self.config.demos}: holds no transition")
         self._rng = np.random.default_rng(self.config.seed)
 
     def training_step(self) -> None:

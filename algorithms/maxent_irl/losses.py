@@ -12,7 +12,8 @@ def maxent_loss(state_reward: torch.Tensor, occupancy_gap: torch.Tensor, *, scal
     (Ziebart et al. 2008; Wulfmeier et al. 2015 for a network r_theta), with
     mu_E the expert's visitation counts and D those of the soft-optimal
     policy of r_theta, held fixed. So -(mu_E - D) . r_theta, divided by
-    `scale` (the horizon: counts summed over T steps), has that gradient,
+    `scale` (the expert's total visitation count, sum_s mu_E(s): T undiscounted,
+    sum_t gamma^t with a discount, 1 / (1 - gamma) when stationary), has that gradient,
     negated, for a minimiser.
 
     Args:

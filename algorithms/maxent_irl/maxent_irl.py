@@ -7,8 +7,9 @@ holds the messages). One training iteration is one update of the reward:
 1. the Learner computes the reward of every state, the soft-optimal policy of
    that reward by soft value iteration (backward messages) and its state
    visitation frequencies D (forward messages), exactly;
-2. one Adam step on -(mu_E - D) . r_theta / T, whose gradient is the
-   expert's log-likelihood gradient (for a linear reward: the expert's
+2. one Adam step on -(mu_E - D) . r_theta / sum(mu_E) (T undiscounted), whose
+   gradient is the expert's expected log-likelihood gradient (exact for exact occupancies; an
+   unbiased estimate of it from sampled demonstrations) (for a linear reward: the expert's
    feature counts minus the expected ones);
 3. the policy of the updated reward goes to the EnvRunners, which act with it
    at evaluation (the greedy return in the env, beside the exact measures).
@@ -50,7 +51,7 @@ from rlfrontier.validation import BadInput, check_choice, check_range
 
 # Batch column and metric keys, defined once beside their owner.
 EXPERT_VISITATION = "expert_visitation"
-EXPERT_NLL = "expert_nll"  # -(mu_E . r - p_0 . V_0) / T: the expert's mean causal negative log-likelihood per step
+EXPERT_NLL = "expert_nll"  # -(mu_E . r - p_0 . V_0) / sum(mu_E): the expert's mean causal negative log-likelihood per step
 FEATURE_GAP = "feature_expectation_gap"
 REWARD_MEAN = "learned_reward_mean"
 REWARD_STD = "learned_reward_std"

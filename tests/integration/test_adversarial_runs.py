@@ -16,6 +16,15 @@ import numpy as np
 import pytest
 
 from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.utils.metrics import (
+    ALL_MODULES,
+    ENV_RUNNER_RESULTS,
+    LEARNER_RESULTS,
+    NUM_ENV_STEPS_SAMPLED,
+    NUM_ENV_STEPS_TRAINED,
+    NUM_ENV_STEPS_TRAINED_LIFETIME,
+    NUM_MODULE_STEPS_TRAINED,
+)
 
 from rlfrontier import demos
 from rlfrontier.algorithms.adversarial import AIRLConfig, GAILConfig
@@ -79,7 +88,7 @@ def test_the_discriminator_trains_is_logged_and_its_reward_reaches_ppo(algo, car
         check_gail_reward(summary["checkpoint"], cartpole_demos)
     else:
         # The learned reward, as a reward transform for a fresh policy (rewards.build's lazy "airl" kind).
-        check_learned_reward(summary["checkpoint"], cartpole_demos)
+        check_learned_reward(summary["checkpoint"], cartpole_demos, tmp_path)
 
 
 def demo_columns(folder, n: int = 50) -> dict[str, np.ndarray]:
@@ -111,8 +120,9 @@ def check_gail_reward(checkpoint: str, folder) -> None:
         rewards.build({"type": "airl", "checkpoint": checkpoint})
 
 
-def check_learned_reward(checkpoint: str, folder) -> None:
-    """g(s) ignores the action; f is g plus the shaping gamma (1 - done) h(s') - h(s)."""
+def check_learned_reward(checkpoint: str, folder, cwd) -> None:
+    """g(s) ignores the action; f is g plus the shaping gamma (1 - done) h(s') - h(s), of the airl run's gamma:
+    a run with another gamma is refused f, before Ray starts (exit 2, one line)."""
     from rlfrontier import replay, rewards
 
     columns = demo_columns(folder)
@@ -131,6 +141,15 @@ def check_learned_reward(checkpoint: str, folder) -> None:
     done = columns[replay.TERMINATEDS].astype(np.float32)
     np.testing.assert_allclose(f, g + module.gamma * (1 - done) * next_h - h, rtol=1e-5, atol=1e-5)
     assert g.shape == (50,) and np.isfinite(g).all() and not np.allclose(f, g)
+
+    assert module.gamma == pytest.approx(0.99)
+    transform = f"reward_transform={{type: airl, checkpoint: '{checkpoint}', part: f}}"
+    proc = cli("train", "ppo", "--env", "CartPole-v1", "--set", transform, "--set", "gamma=0.9", "--stop-iters", "1",
+               cwd=cwd, ray=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert (f"checkpoint='{checkpoint}': part 'f' holds the shaping gamma h(s') - h(s) of the airl run's "
+            "gamma=0.99, this run has gamma=0.9: set gamma=0.99, or take part 'g' (no shaping)") in lines[0]
 
 
 @pytest.mark.parametrize("algo", ["gail", "airl"])
@@ -178,6 +197,43 @@ def test_each_update_moves_only_its_own_module(config_class, cartpole_demos, loc
         assert learner.curr_kl_coeffs_per_module[DEFAULT_MODULE_ID].item() == kl_coeff
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("config_class", [GAILConfig, AIRLConfig], ids=["gail", "airl"])
+def test_env_steps_trained_are_ppos_alone_not_the_discriminators_rows(config_class, cartpole_demos, local_ray):
+    """The discriminator's rows (a policy step already in PPO's batch beside an expert step of no env of this
+    run) are module steps trained, not env steps trained: after one iteration those are what PPO's update
+    counted (RLlib's MiniBatchCyclicIterator counts its batch's env steps once per minibatch)."""
+    config = (config_class().environment("CartPole-v1").env_runners(num_env_runners=0)
+              .training(demos=str(cartpole_demos), train_batch_size_per_learner=200, minibatch_size=100, num_epochs=1,
+                        disc_updates=2, disc_minibatch_size=50)
+              .debugging(seed=5))
+    algo = config.build_algo()
+    update, calls = algo.learner_group.update, []
+
+    def counted(**kwargs):
+        results = update(**kwargs)
+        calls.append(("discriminator" if kwargs.get("batch") is not None else "ppo", results))
+        return results
+
+    algo.learner_group.update = counted
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+
+    def env_steps(results) -> float:
+        return sum(r[ALL_MODULES][NUM_ENV_STEPS_TRAINED].peek() for r in results)
+
+    assert [kind for kind, _ in calls] == ["discriminator", "ppo"]
+    (_, discriminator), (_, ppo) = calls
+    learners = result[LEARNER_RESULTS]
+    assert env_steps(discriminator) == 0
+    assert learners[ALL_MODULES][NUM_ENV_STEPS_TRAINED] == env_steps(ppo) >= result[ENV_RUNNER_RESULTS][
+        NUM_ENV_STEPS_SAMPLED] == 200
+    assert learners[ALL_MODULES][NUM_ENV_STEPS_TRAINED_LIFETIME] == env_steps(ppo)
+    # Its rows still count as the discriminator's module steps: 2 updates of 50 rows.
+    assert learners[disc.MODULE_ID][NUM_MODULE_STEPS_TRAINED] == 2 * 50
 
 
 def test_two_learners_keep_one_discriminator_normaliser_included(cartpole_demos, local_ray):

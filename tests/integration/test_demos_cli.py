@@ -78,6 +78,26 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
     assert list(tmp_path.iterdir()) == [], "bad input must not write anything"
 
 
+def test_a_version_1_box_recording_from_a_checkpoint_exits_2_with_one_line(tmp_path):
+    """Format 1 did not say the actions' units, and a checkpoint's Box actions were once recorded in the
+    policy's [-1, 1]: `demos show` and `train --demos` refuse such a folder, before Ray starts."""
+    import json
+
+    folder = tmp_path / "old"
+    demos.record(out=folder, env_id="Pendulum-v1", episodes=1, scripted="pendulum")
+    manifest = json.loads((folder / demos.MANIFEST_FILE).read_text())
+    del manifest[demos.ACTION_UNITS]
+    manifest.update(version=1, source="/runs/ppo/checkpoint_000003", algo="ppo")
+    (folder / demos.MANIFEST_FILE).write_text(json.dumps(manifest))
+    needle = (f"{folder}: format version 1 Box actions recorded from a checkpoint (/runs/ppo/checkpoint_000003) "
+              "may be the policy's normalised [-1, 1] actions, not the env's: record them again")
+    _one_line_exit_2(cli("demos", "show", str(folder), cwd=tmp_path, ray=False), "demos show " + needle)
+    proc = cli("train", "gail", "--env", "Pendulum-v1", "--demos", str(folder), "--stop-iters", "1",
+               cwd=tmp_path, ray=False)
+    _one_line_exit_2(proc, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"], "no Ray session, MLflow store or Tune folder"
+
+
 def test_train_with_demos_refuses_an_algorithm_that_takes_none_before_ray_starts(recorded, tmp_path):
     folder = recorded[0]
     started = time.monotonic()
@@ -107,6 +127,7 @@ def test_record_from_a_checkpoint_is_reproducible_and_replays(checkpoint, tmp_pa
         assert proc.returncode == 0, proc.stderr[-2000:]
         outs.append(last_json(proc.stdout))
     assert outs[0]["source"] == str(checkpoint) and outs[0]["algo"] == "soft_q" and not outs[0]["explore"]
+    assert (outs[0]["version"], outs[0][demos.ACTION_UNITS]) == (demos.FORMAT_VERSION, "env") == (2, "env")
     a, b = (demos.load(tmp_path / n).transitions() for n in "ab")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])

@@ -408,3 +408,142 @@ def test_policy_transitions_and_the_reward_column_follow_each_chunk_step_by_step
     np.testing.assert_array_equal(np.concatenate([np.asarray(e.get_rewards()) for e in chunks if len(e)]), rewards)
     with pytest.raises(ValueError, match="has no 'imitation_reward' column"):
         ImitationRewardConnector()(rl_module=None, batch={}, episodes=_chunks(numpy=numpy))
+
+
+# The Python API checks the demonstrations as the command line does ----------------------------------
+@pytest.fixture
+def no_learner(monkeypatch):
+    """Fails a test that gets as far as building a LearnerGroup or an EnvRunnerGroup."""
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+    from ray.rllib.env.env_runner_group import EnvRunnerGroup
+
+    def built(*args, **kwargs):
+        raise AssertionError("a LearnerGroup or EnvRunnerGroup was built before the demonstrations were checked")
+
+    monkeypatch.setattr(AlgorithmConfig, "build_learner_group", built)
+    monkeypatch.setattr(EnvRunnerGroup, "__init__", built)
+
+
+@pytest.mark.parametrize("config_class", [GAILConfig, AIRLConfig], ids=["gail", "airl"])
+@pytest.mark.parametrize("env, env_config, needle", [
+    ("Acrobot-v1", {}, "recorded on CartPole-v1, not Acrobot-v1"),
+    ("CartPole-v1", {"max_episode_steps": 50}, "recorded with env_config {}, not {'max_episode_steps': 50}"),
+], ids=["env", "env_config"])
+def test_build_algo_refuses_demonstrations_of_another_env_before_any_learner(config_class, env, env_config, needle,
+                                                                              tmp_path, no_learner):
+    from rlfrontier import demos
+
+    demos.record(out=tmp_path / "d", env_id="CartPole-v1", episodes=1, scripted="cartpole")
+    config = (config_class().environment(env, env_config=env_config).env_runners(num_env_runners=0)
+              .training(demos=str(tmp_path / "d")))
+    with pytest.raises(BadInput) as err:
+        config.build_algo()
+    assert str(err.value) == f"--demos {tmp_path / 'd'}: {needle}"
+
+
+# Learned rewards on Box actions: the run must see the actions and the discount as the discriminator did ----
+BOX = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+
+
+def _box_checkpoint(tmp_path, cls, **model_config) -> str:
+    torch.manual_seed(0)
+    module = cls(observation_space=OBS_SPACE, action_space=BOX, model_config=model_config)
+    module.eval()
+    return _checkpoint(tmp_path, module)
+
+
+def _ppo(reward_transform, **settings):
+    from rlfrontier.rewards import PPOWithRewardTransform
+
+    config = PPOWithRewardTransform().environment("Pendulum-v1").training(reward_transform=reward_transform)
+    if "normalize_actions" in settings:
+        config.environment(normalize_actions=settings.pop("normalize_actions"))
+    return config.training(**settings)
+
+
+def _box_window(actions) -> dict[str, np.ndarray]:
+    from rlfrontier import replay
+
+    n = len(actions)
+    obs = np.linspace(-1, 1, 3 * n, dtype=np.float32).reshape(n, 3)
+    return {replay.OBS: obs, replay.ACTIONS: np.asarray(actions, np.float32).reshape(n, 1),
+            replay.REWARDS: np.zeros(n, np.float32), replay.NEXT_OBS: obs[::-1].copy(),
+            replay.TERMINATEDS: np.zeros(n, bool)}
+
+
+@pytest.mark.parametrize("kind, extra", [("gail", {}), ("airl", {"state_only": False})])
+def test_a_learned_reward_refuses_a_run_with_other_action_units_in_one_line(kind, extra, tmp_path):
+    cls = disc.GAILDiscriminator if kind == "gail" else disc.AIRLDiscriminator
+    checkpoint = _box_checkpoint(tmp_path, cls, normalize_actions=True, **extra)
+    spec = {"type": kind, "checkpoint": checkpoint}
+    _ppo(spec).validate()  # RLlib's default: normalize_actions=True, as the discriminator learnt
+    with pytest.raises(BadInput) as err:
+        _ppo(spec, normalize_actions=False).validate()
+    assert str(err.value) == (f"reward_transform {kind} checkpoint={checkpoint!r}: its discriminator learnt from "
+                              "actions under normalize_actions=True, this run has normalize_actions=False: set "
+                              "normalize_actions=True")
+
+
+def test_a_state_only_airl_reward_reads_no_action_and_takes_any_units(tmp_path):
+    checkpoint = _box_checkpoint(tmp_path, disc.AIRLDiscriminator, normalize_actions=True)
+    _ppo({"type": "airl", "checkpoint": checkpoint, "part": "f"}, normalize_actions=False).validate()
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_a_learned_reward_sees_a_box_action_as_the_env_received_it(normalize, tmp_path):
+    """As the adversarial run's own reward: a sample beyond the bounds counts as the bound it reached the env at."""
+    from rlfrontier import rewards
+
+    checkpoint = _box_checkpoint(tmp_path, disc.GAILDiscriminator, normalize_actions=normalize)
+    transform = rewards.build({"type": "gail", "checkpoint": checkpoint}, run=_ppo(None, normalize_actions=normalize))
+    bound = 1.0 if normalize else 2.0
+    raw = [-7.0, -0.5 * bound, 0.25 * bound, 3.0 * bound]
+    window = _box_window(raw)
+    received = _box_window(np.clip(raw, -bound, bound))
+    with torch.no_grad():
+        want, unclipped = (transform.module.policy_reward(obs=torch.as_tensor(w["obs"]),
+                                                          actions=torch.as_tensor(w["actions"]), next_obs=None,
+                                                          terminateds=None).numpy() for w in (received, window))
+    np.testing.assert_allclose(transform(window), want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(unclipped[[0, 3]], want[[0, 3]])  # the clipping matters to this discriminator
+
+
+def test_an_older_checkpoint_gives_the_units_by_its_config_or_is_refused(tmp_path):
+    import pickle
+
+    from ray.rllib.utils.checkpoints import Checkpointable
+
+    from rlfrontier.algorithms.adversarial.learned_reward import GAILLearnedReward
+
+    checkpoint = _box_checkpoint(tmp_path, disc.GAILDiscriminator)  # no normalize_actions in its model_config
+    with pytest.raises(BadInput, match="its discriminator does not say whether it learnt Box actions in "
+                                       r"\[-1, 1\] or in the env's units"):
+        _ppo({"type": "gail", "checkpoint": checkpoint}).validate()
+    # An Algorithm checkpoint holds its config: (config state,) are its constructor's arguments.
+    state = {"class": object, "ctor_args_and_kwargs": (({"normalize_actions": False, "gamma": 0.9},), {})}
+    (tmp_path / Checkpointable.CLASS_AND_CTOR_ARGS_FILE_NAME).write_bytes(pickle.dumps(state))
+    assert GAILLearnedReward(checkpoint=checkpoint).normalize_actions is False
+    _ppo({"type": "gail", "checkpoint": checkpoint}, normalize_actions=False).validate()
+    with pytest.raises(BadInput, match="normalize_actions=False, this run has normalize_actions=True"):
+        _ppo({"type": "gail", "checkpoint": checkpoint}).validate()
+    # Discrete actions have no units: nothing to refuse.
+    discrete = _checkpoint(tmp_path / "discrete", _module(disc.GAILDiscriminator))
+    _ppo({"type": "gail", "checkpoint": discrete}, normalize_actions=False).validate()
+
+
+def test_the_adversarial_config_records_its_action_units_for_the_discriminator():
+    assert _config().discriminator_model_config()[disc.NORMALIZE_ACTIONS] is True
+    config = _config(AIRLConfig).environment(normalize_actions=False)
+    assert config.discriminator_model_config()[disc.NORMALIZE_ACTIONS] is False
+
+
+def test_airls_shaped_reward_refuses_a_run_with_another_gamma_in_one_line(tmp_path):
+    checkpoint = _checkpoint(tmp_path, _module(disc.AIRLDiscriminator, gamma=0.99))
+    shaped = {"type": "airl", "checkpoint": checkpoint, "part": "f"}
+    _ppo(shaped, gamma=0.99).validate()
+    _ppo({**shaped, "part": "g"}, gamma=0.9).validate()  # g has no shaping: any discount
+    with pytest.raises(BadInput) as err:
+        _ppo(shaped, gamma=0.9).validate()
+    assert str(err.value) == (f"reward_transform airl checkpoint={checkpoint!r}: part 'f' holds the shaping "
+                              "gamma h(s') - h(s) of the airl run's gamma=0.99, this run has gamma=0.9: set "
+                              "gamma=0.99, or take part 'g' (no shaping)")

@@ -96,6 +96,28 @@ def test_a_bad_setting_is_bad_input_naming_it(env, training, named):
         config(env, **training).validate()
 
 
+@pytest.mark.parametrize("env, env_config, needle", [
+    ("Acrobot-v1", {}, "recorded on CartPole-v1, not Acrobot-v1"),
+    ("CartPole-v1", {"max_episode_steps": 50}, "recorded with env_config {}, not {'max_episode_steps': 50}"),
+], ids=["env", "env_config"])
+def test_build_algo_refuses_demonstrations_of_another_env_before_the_learner(env, env_config, needle, tmp_path,
+                                                                             monkeypatch):
+    """The command line checks --demos against the run's env (rlfrontier.configure); a config built in Python
+    gets the same check at setup, before a Learner or an EnvRunner is built."""
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+    from ray.rllib.env.env_runner_group import EnvRunnerGroup
+
+    def built(*args, **kwargs):
+        raise AssertionError("a LearnerGroup or EnvRunnerGroup was built before the demonstrations were checked")
+
+    monkeypatch.setattr(AlgorithmConfig, "build_learner_group", built)
+    monkeypatch.setattr(EnvRunnerGroup, "__init__", built)
+    demos.record(out=tmp_path / "d", env_id="CartPole-v1", episodes=1, scripted="cartpole")
+    with pytest.raises(BadInput) as err:
+        BCConfig().environment(env, env_config=env_config).training(demos=str(tmp_path / "d")).build_algo()
+    assert str(err.value) == f"--demos {tmp_path / 'd'}: {needle}"
+
+
 # The learner -----------------------------------------------------------------------------
 
 

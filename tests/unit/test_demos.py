@@ -69,6 +69,7 @@ def test_scripted_record_round_trips_through_parquet(tmp_path):
     assert (m["format"], m["version"], m["env"], m["env_config"], m["source"]) == (
         demos.FORMAT, demos.FORMAT_VERSION, CARTPOLE, env_config, "scripted:cartpole")
     assert (m["episodes"], m["transitions"], m["seed"], m["returns"]) == (3, 180, 7, [60.0] * 3)
+    assert demos.FORMAT_VERSION == 2 and m[demos.ACTION_UNITS] == demos.ENV_UNITS == "env"
     assert (m["return_mean"], m["return_std"]) == (60.0, 0.0)
     space = gym.make(CARTPOLE).observation_space
     assert m["observation_space"] == {"type": "Box", "repr": repr(space), "shape": [4], "dtype": "float32"}
@@ -102,10 +103,10 @@ def test_box_actions_are_float_lists(tmp_path):
     space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
     episode = demos._episode([np.zeros(3)] * 4, [np.array([0.5])] * 3, [1.0] * 3, terminated=False, truncated=True,
                              act_space=space)
-    manifest = {"format": demos.FORMAT, "version": 1, "env": "Pendulum-v1", "env_config": {}, "source": "x",
-                "episodes": 1, "transitions": 3, "seed": 0,
+    manifest = {"format": demos.FORMAT, "version": demos.FORMAT_VERSION, "env": "Pendulum-v1", "env_config": {},
+                "source": "x", "episodes": 1, "transitions": 3, "seed": 0,
                 "observation_space": {"type": "Box", "repr": "b", "shape": [3], "dtype": "float32"},
-                "action_space": demos.describe_space(space)}
+                "action_space": demos.describe_space(space), demos.ACTION_UNITS: demos.ENV_UNITS}
     demos.write(tmp_path / "d", [episode], manifest)
     rows = demos.load(tmp_path / "d").transitions()
     assert rows["action"].shape == (3, 1) and rows["action"].dtype == np.float32
@@ -317,6 +318,88 @@ def test_show_checks_the_row_count(recorded):
     _break(recorded, "count differs")
     with pytest.raises(BadInput, match="^demos show .*: transitions.parquet holds 20 transitions"):
         demos.show(recorded)
+
+
+# Format versions: version 1 did not say the actions' units --------------------------------------------------
+def _pendulum_folder(out: Path, *, version: int, source: str, **extra) -> Path:
+    """A one-episode Pendulum-v1 folder with a hand-written manifest of `version` (torques of 1.5: the env's units)."""
+    obs_space, act_space = _spaces("Pendulum-v1")
+    episode = demos._episode([np.zeros(3)] * 4, [np.array([1.5])] * 3, [-1.0] * 3, terminated=False,
+                             truncated=True, act_space=act_space)
+    manifest = {"format": demos.FORMAT, "version": version, "env": "Pendulum-v1", "env_config": {}, "source": source,
+                "episodes": 1, "transitions": 3, "seed": 0, "return_mean": -3.0, "return_std": 0.0,
+                "returns": [-3.0], "observation_space": demos.describe_space(obs_space),
+                "action_space": demos.describe_space(act_space), **extra}
+    demos.write(out, [episode], manifest)
+    return out
+
+
+def test_a_version_1_box_recording_from_a_checkpoint_is_refused_in_one_line_saying_what_to_do(tmp_path):
+    """Before the units fix a checkpoint's Box actions were recorded in the module's units ([-1, 1] under
+    normalize_actions), and version 1 does not say which units a folder holds."""
+    folder = _pendulum_folder(tmp_path / "old", version=1, source="/runs/sac/checkpoint_000009")
+    for read in (demos.read_manifest, demos.load, demos.show,
+                 lambda path: demos.check(path, "Pendulum-v1", {}, *_spaces("Pendulum-v1"))):
+        with pytest.raises(BadInput) as err:
+            read(folder)
+        message = str(err.value)
+        assert "\n" not in message and str(folder) in message, message
+        assert "format version 1 Box actions recorded from a checkpoint (/runs/sac/checkpoint_000009)" in message
+        assert "normalised [-1, 1] actions" in message and "record them again" in message
+        assert "rlfrontier demos record CHECKPOINT --env Pendulum-v1" in message and "format 2" in message
+
+
+def test_version_1_discrete_and_scripted_recordings_still_load(tmp_path, recorded):
+    scripted = _pendulum_folder(tmp_path / "scripted", version=1, source="scripted:pendulum")
+    np.testing.assert_array_equal(demos.load(scripted).transitions()[demos.ACTION], np.full((3, 1), 1.5, np.float32))
+    assert "Box(-2.0, 2.0, (1,), float32), in the env's units" in demos.manifest_table(demos.show(scripted),
+                                                                                     path=scripted)
+    # A Discrete action is an index, the same whatever the units: a version-1 recording from a checkpoint loads.
+    manifest = json.loads((recorded / demos.MANIFEST_FILE).read_text())
+    manifest = {k: v for k, v in manifest.items() if k != demos.ACTION_UNITS}
+    (recorded / demos.MANIFEST_FILE).write_text(json.dumps({**manifest, "version": 1, "source": "/runs/ppo/ck"}))
+    assert demos.check(recorded, CARTPOLE, {"max_episode_steps": 10}, *_spaces()).num_transitions == 20
+    table = demos.manifest_table(demos.show(recorded), path=recorded)
+    rows = dict(line.split(None, 1) for line in table.splitlines())
+    assert (rows["actions"], rows["format"]) == ("Discrete(2)", "rlfrontier-demos 1")
+
+
+def test_version_2_says_its_actions_are_the_envs(tmp_path):
+    folder = _pendulum_folder(tmp_path / "new", version=2, source="/runs/sac/checkpoint_000009",
+                              **{demos.ACTION_UNITS: demos.ENV_UNITS})
+    assert demos.load(folder).num_transitions == 3
+    table = demos.manifest_table(demos.show(folder), path=folder)
+    assert "in the env's units" in table and "rlfrontier-demos 2" in table
+    for units in (None, "module"):
+        extra = {} if units is None else {demos.ACTION_UNITS: units}
+        bad = _pendulum_folder(tmp_path / f"bad-{units}", version=2, source="scripted:pendulum", **extra)
+        with pytest.raises(BadInput, match=f"manifest.json is malformed: action_units is {units!r}, not 'env'"):
+            demos.load(bad)
+
+
+def test_a_recorded_box_folder_is_version_2_in_the_envs_units(tmp_path):
+    manifest = _record(tmp_path / "d", env_id="Pendulum-v1", scripted="pendulum", episodes=1)
+    assert (manifest["version"], manifest[demos.ACTION_UNITS]) == (2, "env")
+    assert demos.show(tmp_path / "d")[demos.ACTION_UNITS] == "env"
+
+
+# check_config: the command line's check, against an AlgorithmConfig built in Python -------------------------
+def test_check_config_is_check_against_a_configs_env_env_config_and_spaces(recorded):
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    good = PPOConfig().environment(CARTPOLE, env_config={"max_episode_steps": 10})
+    assert demos.check_config(recorded, good).num_episodes == 2
+    cases = [
+        (PPOConfig().environment("Acrobot-v1", env_config={"max_episode_steps": 10}),
+         "recorded on CartPole-v1, not Acrobot-v1"),
+        (PPOConfig().environment(CARTPOLE), "recorded with env_config {'max_episode_steps': 10}, not {}"),
+        (PPOConfig().environment(gym.envs.classic_control.CartPoleEnv, env_config={"max_episode_steps": 10}),
+         "recorded on CartPole-v1, not <class 'gymnasium.envs.classic_control.cartpole.CartPoleEnv'>"),
+    ]
+    for config, needle in cases:
+        with pytest.raises(BadInput) as err:
+            demos.check_config(recorded, config)
+        assert str(err.value) == f"--demos {recorded}: {needle}"
 
 
 # --demos: from the command line and a tune file to the AlgorithmConfig ----------------------

@@ -21,6 +21,8 @@ class Tabular(gym.Env):
     def transition_tensor(self): ...
     def state_features(self): ...
     def true_reward(self): ...
+    initial_distribution = (1.0, 0.0, 0.0)
+    horizon = 5
 
 
 class Tasks(gym.Env):
@@ -51,8 +53,15 @@ def test_needs_are_checked_against_the_env_and_the_run():
     registry.check_needs(spec(needs=(registry.TABULAR_MDP,)), gym.wrappers.TimeLimit(Tabular(), 5), env_id="t")
     registry.check_needs(spec(needs=(registry.TASK_DISTRIBUTION,)), Tasks(), env_id="k")
     registry.check_needs(spec(needs=(registry.DEMONSTRATIONS,)), Tasks(), env_id="k", demos="demos/")
-    with pytest.raises(BadInput, match=r"^toy needs a tabular MDP with known dynamics .*; k lacks transition_tensor, state_features, true_reward$"):
+    with pytest.raises(BadInput, match=r"^toy needs a tabular MDP with known dynamics .*; k lacks transition_tensor, state_features, true_reward, initial_distribution, horizon$"):
         registry.check_needs(spec(needs=(registry.TABULAR_MDP,)), Tasks(), env_id="k")
+
+    class NoHorizon(gym.Env):  # the messages need where episodes start and how long they run
+        transition_tensor = state_features = true_reward = Tabular.true_reward
+        initial_distribution = Tabular.initial_distribution
+
+    with pytest.raises(BadInput, match=r"; n lacks horizon$"):
+        registry.check_needs(spec(needs=(registry.TABULAR_MDP,)), NoHorizon(), env_id="n")
     with pytest.raises(BadInput, match=r"^toy needs a task distribution .*; t lacks sample_tasks, set_task$"):
         registry.check_needs(spec(needs=(registry.TASK_DISTRIBUTION,)), Tabular(), env_id="t")
     with pytest.raises(BadInput, match=r"^toy needs demonstrations \(--demos DIR\)$"):

@@ -9,6 +9,7 @@ import torch
 from ray.rllib.algorithms.ppo.ppo_learner import PPOLearner
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
+from ray.rllib.policy.sample_batch import MultiAgentBatch
 
 from rlfrontier import modules
 from rlfrontier.algorithms.adversarial.adversarial import ImitationRewardConnector
@@ -29,6 +30,12 @@ class AdversarialPPOLearner(PPOTransformedLearner):
     Each update trains only the modules in its batch (the others get no
     gradient, and an optimizer skips parameters without one); PPO's
     KL-coefficient and entropy schedules advance only on PPO's updates.
+
+    Env steps trained (learners/__all_modules__/num_env_steps_trained and its
+    lifetime count, which RLlib's min_train_timesteps_per_iteration also reads)
+    count PPO's update only: the discriminator's rows pair policy steps already
+    counted there with expert steps of no env of this run. They stay module
+    steps trained (learners/discriminator/num_module_steps_trained).
     """
 
     def build(self) -> None:
@@ -56,6 +63,23 @@ class AdversarialPPOLearner(PPOTransformedLearner):
             rows[disc.EXPERT_ACTION_LOGP] = self.policy_log_pi(obs=rows[disc.EXPERT_OBS],
                                                                actions=rows[disc.EXPERT_ACTIONS])
         return super()._update(batch)
+
+    @staticmethod
+    def _discriminator_only(batch: MultiAgentBatch) -> bool:
+        return set(batch.policy_batches) == {disc.MODULE_ID}
+
+    def _log_steps_trained_metrics(self, batch: MultiAgentBatch) -> None:
+        if self._discriminator_only(batch):
+            batch = MultiAgentBatch(batch.policy_batches, env_steps=0)
+        super()._log_steps_trained_metrics(batch)
+
+    def _log_metrics(self, batch: MultiAgentBatch) -> None:
+        # RLlib's Prometheus counters of steps trained: the env steps' leaves the discriminator's rows out too
+        # (and RLlib's own method would warn at every minibatch of a batch of no env step).
+        counter = getattr(self, "_metrics_all_modules_num_module_steps_trained", None)
+        if not self._discriminator_only(batch) or counter is None:
+            return super()._log_metrics(batch)
+        counter.inc(value=sum(len(rows) for rows in batch.policy_batches.values()))
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
         if DEFAULT_MODULE_ID in self._updated_modules:

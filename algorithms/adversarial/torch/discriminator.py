@@ -58,6 +58,8 @@ LR = "lr"
 GAMMA = "gamma"
 STATE_ONLY = "state_only"
 NORMALIZE_OBS = "normalize_obs"
+# The run's normalize_actions: recorded for a run that reuses the learned reward (learned_reward), not a setting.
+NORMALIZE_ACTIONS = "normalize_actions"
 DEFAULTS = {HIDDEN_SIZES: [32, 32], LR: 1e-3, GAMMA: 0.99, STATE_ONLY: True, NORMALIZE_OBS: True}
 
 

@@ -28,7 +28,7 @@ class MaxEntIRLTorchLearner(TorchLearner):
 
     Each update: r_theta for every state; backward messages (soft value
     iteration) and forward messages (visitation D) under it, in float64 on
-    the CPU; the loss -(mu_E - D) . r_theta / T (losses.maxent_loss) with the
+    the CPU; the loss -(mu_E - D) . r_theta / sum(mu_E) (losses.maxent_loss) with the
     expert's visitation mu_E from the batch; then, after the step, the policy
     table of the updated reward for the EnvRunners.
 
