@@ -14,10 +14,12 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 
 from rlfrontier import envs, meta_test
 from rlfrontier.algorithms.pearl import PEARLConfig
+from rlfrontier.envs.point_nav import SparsePointNavEnv
 from rlfrontier.algorithms.pearl.pearl import (
     ADAPTED_RETURN_MEAN,
     GOAL_REACHED_K,
     POSTERIOR,
+    POSTERIOR_SAMPLING_REACHED_K,
     PRIOR,
 )
 from tests.conftest import cli, last_json
@@ -50,6 +52,9 @@ def test_train_finishes_and_logs_the_losses_and_the_meta_test(tmp_path):
     assert all(0 <= r <= 20 for r in returns)
     assert metrics[ADAPTED_RETURN_MEAN] == returns[2]
     assert all(0 <= metrics[GOAL_REACHED_K.format(k)] <= 1 for k in range(3))
+    # Beside them, what ideal posterior sampling reaches on the env (SparsePointNavEnv.posterior_sampling_reach).
+    ideal = [metrics[POSTERIOR_SAMPLING_REACHED_K.format(k)] for k in range(3)]
+    assert ideal == SparsePointNavEnv().posterior_sampling_reach(3)
     oracle, blind = metrics[meta_test.ORACLE_RETURN_MEAN], metrics[meta_test.TASK_BLIND_RETURN_MEAN]
     assert 0 <= blind < oracle <= 20
     assert metrics[meta_test.ADAPTATION_GAIN] == pytest.approx(returns[2] - returns[0])

@@ -257,6 +257,28 @@ def test_sparse_point_nav_reward_agrees_with_the_distance_along_random_walks():
     assert inside > 0
 
 
+def test_posterior_sampling_reach_starts_at_one_paths_coverage_and_grows_to_every_goal():
+    """The first episode's share is a prior hypothesis's coverage, measured here by stepping the env with
+    its oracle (not the method's own path code); shares never fall and approach 1 once the arc is covered."""
+    env = SparsePointNavEnv()
+    shares = env.posterior_sampling_reach(12)
+    goals = [{"goal": [math.cos(a), math.sin(a)]} for a in np.linspace(0.0, np.pi, 181)]
+    coverage = []
+    for hypothesis in goals[::10]:
+        env.set_task(hypothesis)
+        obs, _ = env.reset(seed=0)
+        path = []
+        for _ in range(env.horizon):
+            obs = env.step(env.oracle_action(obs))[0]
+            path.append(obs)
+        near = np.linalg.norm(np.asarray(path)[:, None] - np.array([g["goal"] for g in goals])[None], axis=2)
+        coverage.append(float((near <= env.goal_radius).any(axis=0).mean()))
+    assert abs(shares[0] - np.mean(coverage)) < 0.02  # 4,000 trials: standard error ~0.005
+    assert all(b >= a for a, b in zip(shares, shares[1:])) and shares[-1] > 0.99
+    assert 0.33 < shares[2] < 0.40  # why "70% of goals after two context episodes" is out of posterior sampling's reach
+    assert SparsePointNavEnv(goal_radius=2.5).posterior_sampling_reach(2) == [1.0, 1.0]
+
+
 def test_bandit_task_sets_the_arms_success_probabilities():
     env = BanditEnv(arms=3, pulls=3000)
     env.set_task({"means": [1.0, 0.0, 0.5]})
