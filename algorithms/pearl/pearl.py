@@ -37,7 +37,9 @@ oracle and task-blind references and the share of the gap closed) and, on envs w
 held_out_goal_reached_k{k}: the share of tasks whose episode k + 1 came within goal_radius of the goal, beside
 held_out_posterior_sampling_reached_k{k} where the env can say it: the share an ideal posterior-sampling agent
 (PEARL's exploration with a perfect encoder and policy) reaches, ~0.13 / 0.25 / 0.36 for k = 0 / 1 / 2 on
-SparsePointNav;
+SparsePointNav; and, on envs with an oracle, held_out_revealed_return_mean (and held_out_revealed_goal_reached):
+one more episode per task with z from q(z | the oracle's episode of the task), the encoder and policy judged
+with exploration taken out (PEARL.revealed_contexts);
 held_out_adapted_return_mean repeats the return at k = context_episodes under a name that does not depend on it
 (the registry's primary metric).
 
@@ -98,6 +100,10 @@ HELD_OUT = meta_test.HELD_OUT
 GOAL_REACHED_K = HELD_OUT + "goal_reached_k{}"
 # What ideal posterior sampling reaches on the same env (SparsePointNavEnv.posterior_sampling_reach).
 POSTERIOR_SAMPLING_REACHED_K = HELD_OUT + "posterior_sampling_reached_k{}"
+# After a context that shows the goal (the oracle's episode of the task, with its rewards): inference and the
+# policy without exploration (PEARL.revealed_contexts).
+REVEALED_RETURN_MEAN = HELD_OUT + "revealed_return_mean"
+REVEALED_GOAL_REACHED = HELD_OUT + "revealed_goal_reached"
 ADAPTED_RETURN_MEAN = HELD_OUT + "adapted_return_mean"  # held_out_return_k{context_episodes}: what Tune ranks by
 # Random streams (rlfrontier.seeding).
 TRAIN_TASKS = "pearl_train_tasks"
@@ -274,10 +280,13 @@ def collect_on_runner(jobs: Mapping[int, Sequence[tuple[int, Task]]], runner, *,
 
 
 def meta_test_on_runner(jobs: Mapping[int, Sequence[tuple[int, Task]]], runner, *, context_episodes: int,
-                        use_next_obs: bool, seed: int | None = None) -> tuple[int, list, Any]:
-    """On an EnvRunner: one trial of context_episodes + 1 episodes per task (module docstring, meta-test).
+                        use_next_obs: bool, revealed: Mapping[int, np.ndarray] | None = None,
+                        seed: int | None = None) -> tuple[int, list, Any]:
+    """On an EnvRunner: one trial of context_episodes + 1 episodes per task (module docstring, meta-test), then,
+    with `revealed` (task id: context rows), one more episode per task with z from q(z | that context).
 
-    Returns (worker index, [(task id, [return of episode k + 1 for each k], [its smallest distance])], metrics).
+    Returns (worker index, [(task id, [return of episode k + 1 for each k], [its smallest distance]) + (the
+    revealed episode's return, its smallest distance) with `revealed`], metrics).
     """
     index, rounds = _rounds(jobs, runner)
     if not rounds:
@@ -296,7 +305,13 @@ def meta_test_on_runner(jobs: Mapping[int, Sequence[tuple[int, Task]]], runner, 
                 seen[i].append(context_rows(episode_transitions(episode, ENV_REWARD), use_next_obs))
                 returns[i].append(float(episode.get_return()))
                 distances[i].append(_min_distance(episode))
-        out += [(chunk[i][0], returns[i], distances[i]) for i in range(len(chunk))]
+        if revealed is None:
+            out += [(chunk[i][0], returns[i], distances[i]) for i in range(len(chunk))]
+            continue
+        module.set_latent(_latents(module, [revealed[chunk[i % len(chunk)][0]] for i in range(n)], rng))
+        shown = _sample_round(runner, seed, index, next(calls), explore=False)
+        out += [(chunk[i][0], returns[i], distances[i], float(shown[i].get_return()), _min_distance(shown[i]))
+                for i in range(len(chunk))]
     return index, out, runner.get_metrics()
 
 
@@ -455,6 +470,7 @@ class PEARL(Algorithm):
         self._use_next_obs = bool(self.config.model_config.get("use_next_obs_in_context", False))
         self._references: dict[str, float] | None = None
         self._posterior_sampling: list[float] | None = None
+        self._revealed: dict[int, np.ndarray] | None = None
         self.last_collected: list[tuple[int, int, str, Task | None]] = []
 
     def cleanup(self) -> None:
@@ -556,23 +572,62 @@ class PEARL(Algorithm):
                                                            seed=self.config.held_out_seed)
         return self._references
 
+    def revealed_contexts(self) -> dict[int, np.ndarray] | None:
+        """Per held-out task, the context of one episode of the env's oracle on it (context_rows: its
+        observations, its actions in the module's units, the env's rewards), rolled out once per run on the
+        driver; None for an env without an oracle.
+
+        The episode after such a context measures task inference and the policy with exploration taken
+        out: on SparsePointNav the oracle's path passes the goal with its rewards, which say where it is.
+        """
+        if self._revealed is None:
+            from rlfrontier import demos
+
+            env, base = self._task_env, self._task_env.unwrapped
+            out = {}
+            for task_id, task in enumerate(self.held_out):
+                base.set_task(task)
+                obs, _ = env.reset(seed=self.config.held_out_seed + task_id)
+                columns: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "next_obs")}
+                done = False
+                while not done:
+                    try:
+                        action = base.oracle_action(obs)
+                    except NotImplementedError:
+                        return None
+                    next_obs, reward, terminated, truncated, _ = env.step(action)
+                    for key, value in zip(columns, (obs, action, reward, next_obs)):
+                        columns[key].append(value)
+                    obs, done = next_obs, terminated or truncated
+                arrays = {k: np.asarray(v, np.float32) for k, v in columns.items()}
+                arrays["actions"] = demos.module_actions(arrays["actions"], env.action_space,
+                                                         normalize_actions=self.config.normalize_actions)
+                out[task_id] = context_rows(arrays, self._use_next_obs)
+            self._revealed = out
+        return self._revealed
+
     def held_out_metrics(self) -> dict[str, float]:
         """The meta-test of the module docstring on the run's held-out tasks; the policy is unchanged."""
         cfg = self.config
+        revealed = self.revealed_contexts()
         fn = functools.partial(meta_test_on_runner, context_episodes=cfg.context_episodes,
-                               use_next_obs=self._use_next_obs)
+                               use_next_obs=self._use_next_obs, revealed=revealed)
         rows = self._on_runners(fn, list(range(len(self.held_out))), self.held_out, HELD_OUT + SAMPLING, None)
         if not rows:
             return {}
-        returns = np.array([r for _, (_, r, _) in rows])  # [tasks, k]
+        returns = np.array([row[1] for _, row in rows])  # [tasks, k]
         out = meta_test.adaptation_metrics({k: float(v) for k, v in enumerate(returns.mean(axis=0))},
                                            self.reference_metrics())
         out[ADAPTED_RETURN_MEAN] = float(returns[:, -1].mean())
+        if revealed is not None:
+            out[REVEALED_RETURN_MEAN] = float(np.mean([row[3] for _, row in rows]))
         radius = getattr(self._task_env.unwrapped, "goal_radius", None)
         if radius is not None:
-            distances = np.array([d for _, (_, _, d) in rows])
+            distances = np.array([row[2] for _, row in rows])
             for k, share in enumerate((distances <= radius).mean(axis=0)):
                 out[GOAL_REACHED_K.format(k)] = float(share)
+            if revealed is not None:
+                out[REVEALED_GOAL_REACHED] = float(np.mean([row[4] <= radius for _, row in rows]))
         reach = getattr(self._task_env.unwrapped, "posterior_sampling_reach", None)
         if reach is not None:
             if self._posterior_sampling is None:  # a property of the env alone: once per run (~1 s)

@@ -20,6 +20,8 @@ from rlfrontier.algorithms.pearl.pearl import (
     GOAL_REACHED_K,
     POSTERIOR,
     POSTERIOR_SAMPLING_REACHED_K,
+    REVEALED_GOAL_REACHED,
+    REVEALED_RETURN_MEAN,
     PRIOR,
 )
 from tests.conftest import cli, last_json
@@ -55,6 +57,8 @@ def test_train_finishes_and_logs_the_losses_and_the_meta_test(tmp_path):
     # Beside them, what ideal posterior sampling reaches on the env (SparsePointNavEnv.posterior_sampling_reach).
     ideal = [metrics[POSTERIOR_SAMPLING_REACHED_K.format(k)] for k in range(3)]
     assert ideal == SparsePointNavEnv().posterior_sampling_reach(3)
+    # And the episode after a context that shows the goal (the oracle's episode): a return of SparsePointNav's.
+    assert 0 <= metrics[REVEALED_RETURN_MEAN] <= 20 and 0 <= metrics[REVEALED_GOAL_REACHED] <= 1
     oracle, blind = metrics[meta_test.ORACLE_RETURN_MEAN], metrics[meta_test.TASK_BLIND_RETURN_MEAN]
     assert 0 <= blind < oracle <= 20
     assert metrics[meta_test.ADAPTATION_GAIN] == pytest.approx(returns[2] - returns[0])
@@ -97,6 +101,18 @@ def test_tasks_are_collected_on_their_env_runners_and_the_runners_act_with_the_l
             assert not any(key.startswith(("qf", "vf", "target")) for key in state), sorted(state)
             for key, value in state.items():
                 np.testing.assert_allclose(value, learner[key], err_msg=key)
+        # The revealed contexts: per held-out task, the oracle's episode of that task (its return, from the
+        # meta-test's own oracle rollouts), its actions in the module's units (the env's / 0.1 on [-0.1, 0.1]).
+        revealed = algo.revealed_contexts()
+        assert sorted(revealed) == list(range(len(algo.held_out)))
+        env = SparsePointNavEnv()
+        for task_id, rows in revealed.items():
+            assert rows.shape == (env.horizon, 2 + 2 + 1)  # obs, action, reward
+            oracle = meta_test.rollout_returns(env, [algo.held_out[task_id]], policy="oracle", episodes=1,
+                                               seed=algo.config.held_out_seed + task_id)
+            assert rows[:, 4].sum() == pytest.approx(oracle[0]) and oracle[0] > 0
+            env.set_task(algo.held_out[task_id])
+            np.testing.assert_allclose(rows[:, 2:4] * 0.1, [env.oracle_action(obs) for obs in rows[:, :2]], atol=1e-6)
     finally:
         algo.stop()
 
