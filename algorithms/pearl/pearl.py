@@ -36,7 +36,7 @@ It reports held_out_return_k{k} (the mean return of episode k + 1, rlfrontier.me
 oracle and task-blind references and the share of the gap closed) and, on envs with a `goal_radius`,
 held_out_goal_reached_k{k}: the share of tasks whose episode k + 1 came within goal_radius of the goal, beside
 held_out_posterior_sampling_reached_k{k} where the env can say it: the share an ideal posterior-sampling agent
-(PEARL's exploration with a perfect encoder and policy) reaches, ~0.13 / 0.25 / 0.36 for k = 0 / 1 / 2 on
+(PEARL's exploration with a perfect encoder and policy) reaches, 0.13 / 0.26 / 0.38 for k = 0 / 1 / 2 on
 SparsePointNav; and, on envs with an oracle, held_out_revealed_return_mean (and held_out_revealed_goal_reached):
 one more episode per task with z from q(z | the oracle's episode of the task), the encoder and policy judged
 with exploration taken out (PEARL.revealed_contexts);
