@@ -37,7 +37,7 @@ from __future__ import annotations
 import pytest
 
 from rlfrontier import meta_test
-from tests.learning.train_until import at_least
+from tests.learning.train_until import at_least, meta_test_after
 
 pytestmark = pytest.mark.learning
 
@@ -49,25 +49,11 @@ MARGIN = 5.0
 MIN_GAP = 0.25
 
 
-def meta_test_after_training(seed: int) -> dict[str, float]:
-    from rlfrontier.configure import build_config
-
-    _, config, _ = build_config(algo="maml", env=ENV, seed=seed, overrides=SETTINGS, evaluation_interval=0,
-                                num_env_runners=0, num_envs_per_env_runner=10)
-    algorithm = config.build_algo()
-    try:
-        for _ in range(ITERATIONS):
-            algorithm.train()
-        return algorithm.held_out_metrics()
-    finally:
-        algorithm.stop()
-
-
 def test_one_inner_step_beats_every_policy_that_cannot_adapt(local_ray):
     scores: dict[int, dict[str, float]] = {}
 
     def passes(seed: int) -> bool:
-        metrics = meta_test_after_training(seed)
+        metrics = meta_test_after("maml", env=ENV, seed=seed, iterations=ITERATIONS, overrides=SETTINGS)
         after = metrics[meta_test.RETURN_K.format(1)]
         scores[seed] = {"before": metrics[meta_test.RETURN_K.format(0)], "after": after,
                         "task_blind": metrics[meta_test.TASK_BLIND_RETURN_MEAN],

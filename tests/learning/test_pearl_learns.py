@@ -43,7 +43,7 @@ import pytest
 
 from rlfrontier import meta_test
 from rlfrontier.algorithms.pearl.pearl import REVEALED_RETURN_MEAN
-from tests.learning.train_until import at_least
+from tests.learning.train_until import at_least, meta_test_after
 
 pytestmark = pytest.mark.learning
 
@@ -58,25 +58,12 @@ SETTINGS = {"num_train_tasks": 20, "initial_episodes": 5, "num_tasks_sample": 5,
 MARGIN = 1.5
 
 
-def meta_test_after_training(seed: int) -> dict[str, float]:
-    from rlfrontier.configure import build_config
-
-    _, config, _ = build_config(algo="pearl", env=ENV, seed=seed, overrides=SETTINGS, env_config=ENV_CONFIG,
-                                evaluation_interval=0, num_env_runners=0, num_envs_per_env_runner=10)
-    algorithm = config.build_algo()
-    try:
-        for _ in range(ITERATIONS):
-            algorithm.train()
-        return algorithm.held_out_metrics()
-    finally:
-        algorithm.stop()
-
-
 def test_pearl_infers_the_goal_from_a_context_that_shows_it(local_ray):
     scores: dict[int, dict[str, float]] = {}
 
     def passes(seed: int) -> bool:
-        metrics = meta_test_after_training(seed)
+        metrics = meta_test_after("pearl", env=ENV, seed=seed, iterations=ITERATIONS, overrides=SETTINGS,
+                                  env_config=ENV_CONFIG)
         revealed, blind = metrics[REVEALED_RETURN_MEAN], metrics[meta_test.TASK_BLIND_RETURN_MEAN]
         no_context = metrics[meta_test.RETURN_K.format(0)]
         scores[seed] = {"revealed": revealed, "task_blind": blind, "no_context": no_context,

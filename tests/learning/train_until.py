@@ -42,12 +42,14 @@ class Run:
 
 @contextmanager
 def built(algo: str, *, env: str, seed: int, env_config: dict[str, Any] | None = None,
-          overrides: dict[str, Any] | None = None, num_learners: int | None = None) -> Iterator[Any]:
-    """The Algorithm `rlfrontier train ALGO --env ENV --seed SEED --set K=V ...` builds; stopped on exit."""
+          overrides: dict[str, Any] | None = None, num_learners: int | None = None,
+          **resources: Any) -> Iterator[Any]:
+    """The Algorithm `rlfrontier train ALGO --env ENV --seed SEED --set K=V ...` builds; stopped on exit.
+    `resources`: e.g. num_env_runners, num_envs_per_env_runner, as the command line's flags."""
     from rlfrontier.configure import build_config
 
     _, config, _ = build_config(algo=algo, env=env, env_config=env_config, seed=seed, overrides=overrides,
-                                num_learners=num_learners, evaluation_interval=0)
+                                num_learners=num_learners, evaluation_interval=0, **resources)
     if num_learners:
         # Local Ray here has 2 CPUs; a learner would ask for one, and the
         # learners share the cores with this process anyway.
@@ -57,6 +59,17 @@ def built(algo: str, *, env: str, seed: int, env_config: dict[str, Any] | None =
         yield algorithm
     finally:
         algorithm.stop()
+
+
+def meta_test_after(algo: str, *, env: str, seed: int, iterations: int, overrides: dict[str, Any],
+                    env_config: dict[str, Any] | None = None) -> dict[str, float]:
+    """A meta-RL algorithm's own meta-test (`held_out_metrics`, rlfrontier.meta_test) after `iterations`
+    iterations on the driver's EnvRunner with 10 sub-envs."""
+    with built(algo, env=env, seed=seed, env_config=env_config, overrides=overrides, num_env_runners=0,
+               num_envs_per_env_runner=10) as algorithm:
+        for _ in range(iterations):
+            algorithm.train()
+        return algorithm.held_out_metrics()
 
 
 def train_until(algorithm, *, seed: int, budget: int, goal: float, evaluate: Callable[[Any], float]) -> Run:
