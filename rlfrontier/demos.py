@@ -77,7 +77,8 @@ PROGRESS_EVERY_S = 2.0
 # bounded on both sides with a float dtype are rescaled, as RLlib's own unsquash_action does.
 
 
-def _rescaled_box(space: gym.Space) -> bool:
+def rescaled_box(space: gym.Space) -> bool:
+    """Whether RLlib rescales this action space under normalize_actions (a float Box bounded on both sides)."""
     return (isinstance(space, gym.spaces.Box) and bool(np.all(space.bounded_below))
             and bool(np.all(space.bounded_above)) and np.issubdtype(space.dtype, np.floating))
 
@@ -110,7 +111,7 @@ def module_actions(actions: np.ndarray, space: gym.Space, *, normalize_actions: 
     """Rows of demonstrated actions in the units of a module's actions, to compare or fit them with
     the module's: with normalize_actions, 2 (a - low) / (high - low) - 1 on a bounded Box (the inverse of
     env_actions); otherwise, and for other spaces, unchanged."""
-    if not (normalize_actions and _rescaled_box(space)):
+    if not (normalize_actions and rescaled_box(space)):
         return actions
     rows = np.asarray(actions, dtype=np.float64).reshape(len(actions), *space.shape)
     rows = 2.0 * (rows - space.low) / (space.high - space.low) - 1.0

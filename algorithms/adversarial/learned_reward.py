@@ -49,7 +49,6 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -142,10 +141,10 @@ class _DiscriminatorReward(RewardTransform):
         self.clip = _clip_bound(self.kind, clip)
         self.checkpoint = str(checkpoint)
         self.module = load_discriminator(checkpoint, self.discriminator_class, self.kind)
-        space = self.module.action_space
-        # Box actions that RLlib rescales (bounded, float): their units depend on normalize_actions.
-        self.rescaled = (isinstance(space, gym.spaces.Box) and bool(np.all(space.bounded_below))
-                         and bool(np.all(space.bounded_above)) and np.issubdtype(space.dtype, np.floating))
+        from rlfrontier import demos
+
+        # Box actions that RLlib rescales: their units depend on normalize_actions.
+        self.rescaled = demos.rescaled_box(self.module.action_space)
         self.normalize_actions = learned_normalize_actions(checkpoint, self.module)
 
     @property
