@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from rlfrontier import spec
@@ -156,7 +157,9 @@ def cmd_algos(args) -> int:
     from rlfrontier.registry import ALGORITHMS
 
     rows = [
-        {"name": s.name, "source": s.source, "action_spaces": list(s.action_spaces), "summary": s.summary}
+        {"name": s.name, "source": s.source, "action_spaces": list(s.action_spaces), "summary": s.summary,
+         # What a run must provide, what "best" means (search metric, best checkpoint), which bonuses it takes.
+         "needs": list(s.needs), "primary_metric": s.primary_metric, "mode": s.mode, "bonuses": list(s.bonuses)}
         for s in ALGORITHMS.values()
     ]
     for r in rows:
@@ -257,6 +260,15 @@ def _train_failure(summary: dict[str, Any], trial: dict[str, Any]) -> str | None
     return None
 
 
+def _ranked(checkpoint: str | None) -> str:
+    """", by METRIC = VALUE": what made `checkpoint` the best one, from its meta file ("" where unknown)."""
+    from rlfrontier import trainable as T
+
+    meta = T.read_meta(checkpoint) if checkpoint and Path(checkpoint).is_dir() else {}
+    metric, value = meta.get(T.RANKED_BY), meta.get(T.RANK_VALUE)
+    return f", by {metric} = {_num(value)}" if metric and value is not None else ""
+
+
 def cmd_train(args) -> int:
     from rlfrontier import runs
 
@@ -284,7 +296,7 @@ def cmd_train(args) -> int:
         f"{_num(ev)} (best {_num(best)})"
     )
     print(f"checkpoint (last): {summary['checkpoint']}")
-    print(f"checkpoint (best): {summary['best_checkpoint'] or '- (no evaluation)'}")
+    print(f"checkpoint (best{_ranked(summary['best_checkpoint'])}): {summary['best_checkpoint'] or '- (no evaluation)'}")
     print(f"MLflow run: {summary['mlflow_run_id']} in experiment {summary['experiment']!r} at {summary['tracking_uri']}")
     if summary["tracking_uri"].startswith("sqlite:///"):
         print("  look at it: mlflow ui --backend-store-uri " + summary["tracking_uri"])
@@ -309,8 +321,8 @@ def cmd_tune(args) -> int:
     best = summary["best"]
     if best:
         print(f"best: {best['trial_id']} {metric}={best[metric]} checkpoint (last): {best['checkpoint']}")
-        print(f"  checkpoint (best, eval return {_num(best.get(BEST_EVAL_RETURN_MEAN))}): "
-              f"{best.get('best_checkpoint') or '-'}")
+        print(f"  checkpoint (best{_ranked(best.get('best_checkpoint'))}; best eval return "
+              f"{_num(best.get(BEST_EVAL_RETURN_MEAN))}): {best.get('best_checkpoint') or '-'}")
         print(f"MLflow run: {best['mlflow_run_id']} in experiment {run_spec.experiment!r} at {summary['tracking_uri']}")
     else:
         print(f"no trial reported {metric}: no best trial", file=sys.stderr)

@@ -28,6 +28,7 @@ registered in `TRANSFORMS`; exploration bonuses and learned rewards add theirs.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -323,7 +324,11 @@ class RewardTransformConnector(ConnectorV2):
                 # Episodes that came through Ray's object store hold read-only arrays.
                 if not episode.rewards.data.flags.writeable:
                     episode.rewards.data = episode.rewards.data.copy()
-                episode.set_rewards(new_data=new)
+                with warnings.catch_warnings():
+                    # RLlib checks each reward with its Box's contains(), which gymnasium answers for a
+                    # numpy scalar with a "Casting input x to numpy array." warning: one per episode chunk.
+                    warnings.filterwarnings("ignore", message=".*Casting input x to numpy array")
+                    episode.set_rewards(new_data=new)
             else:
                 episode.set_rewards(new_data=new.tolist())
             extrinsic_sum += float(columns[replay.REWARDS].sum())

@@ -240,6 +240,7 @@ def run(
         checkpoint_every=spec.checkpoint_interval,
         restore=prepared.restore,
         restore_weights_only=prepared.restore_weights_only,
+        rank_by=(spec.metric, spec.mode),  # the best checkpoint is best by what the run optimises
     )
     trainable.__name__ = prepared.algo.name  # names the trial folders: <algo>_<trial id>
     trainable = tune.with_resources(trainable, prepared.resources)
@@ -334,7 +335,7 @@ def metric_value(metrics: dict[str, Any], key: str) -> Any:
 def _trial_summary(result, *, spec: RunSpec, prepared: Prepared, tracker: tracking.MLflowTracking) -> dict[str, Any]:
     """One trial: its figures, checkpoints, config, seed, MLflow run and error (None: none)."""
     m = result.metrics or {}
-    best_checkpoint, best_eval = T.best_checkpoint(result.best_checkpoints or [])
+    best_checkpoint, _ = T.best_checkpoint(result.best_checkpoints or [])
     config = dict(result.config or {})
     learners = m.get("learners")
     learner = learners.get(prepared.algo.policy_module_id, {}) if isinstance(learners, dict) else {}
@@ -351,7 +352,7 @@ def _trial_summary(result, *, spec: RunSpec, prepared: Prepared, tracker: tracki
         "iterations": m.get(T.ITERATIONS),
         T.EPISODE_RETURN_MEAN: m.get(T.EPISODE_RETURN_MEAN),
         T.EVAL_RETURN_MEAN: m.get(T.EVAL_RETURN_MEAN),
-        T.BEST_EVAL_RETURN_MEAN: m.get(T.BEST_EVAL_RETURN_MEAN, best_eval),
+        T.BEST_EVAL_RETURN_MEAN: m.get(T.BEST_EVAL_RETURN_MEAN),
         "train_wall_s": m.get(T.WALL_S),
         T.ENV_STEPS_PER_S: m.get(T.ENV_STEPS_PER_S),
         "checkpoint": result.checkpoint.path if result.checkpoint else None,

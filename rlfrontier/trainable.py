@@ -7,8 +7,12 @@ checkpoint, (c) report the few top-level figures every run shares, and (d)
 keep the best-evaluated policy as well as the last one.
 
 The best policy is a Tune checkpoint like the others, reported when an
-evaluation beats every earlier one, with `CHECKPOINT_SCORE` set to that
-evaluation's return (every other checkpoint scores `NOT_BEST`). `checkpoint_config`
+evaluation beats every earlier one by the algorithm's primary metric (the
+registry's `primary_metric` and `mode`: the greedy evaluation return unless
+the algorithm has a better measure, e.g. PEARL's held-out adapted return or
+MaxEnt IRL's expected value difference), with `CHECKPOINT_SCORE` set to that
+metric's value, negated where the algorithm minimises it, so that higher is
+always better (every other checkpoint scores `NOT_BEST`). `checkpoint_config`
 ranks checkpoints by that score: Tune's top-k then keeps the best-evaluated
 ones, deletes the periodic ones first, always keeps the latest (what a failed
 trial resumes from), and restores its bookkeeping after a failure or
@@ -47,6 +51,11 @@ BEST_EVAL_RETURN_MEAN = "best_eval_return_mean"  # the highest evaluation return
 # (the lowest finite float: TensorBoard's logger warns on every -inf).
 CHECKPOINT_SCORE = "checkpoint_score"
 NOT_BEST = -sys.float_info.max
+# In a checkpoint's meta file: the metric that ranks checkpoints, its value for this checkpoint's policy
+# (None: not evaluated at this iteration) and its best value so far (what a resumed trial compares with).
+RANKED_BY = "ranked_by"
+RANK_VALUE = "rank_value"
+BEST_RANK_VALUE = "best_rank_value"
 ENV_STEPS_PER_S = "env_steps_per_s"
 WALL_S = "wall_s"
 ITERATIONS = "iterations"
@@ -64,7 +73,8 @@ def checkpoint_config(num_to_keep: int | None):
 
 
 def best_checkpoint(checkpoints: Iterable[tuple[Any, dict[str, Any]]]) -> tuple[str | None, float | None]:
-    """The best-evaluated of a trial's kept checkpoints: (path, evaluation return).
+    """The best-evaluated of a trial's kept checkpoints: (path, its `CHECKPOINT_SCORE`: the primary
+    metric's value, negated where the algorithm minimises it).
 
     Args:
         checkpoints: (tune.Checkpoint or path, the result reported with it)
@@ -148,10 +158,41 @@ def _evaluated_now(result: dict[str, Any], config: AlgorithmConfig) -> bool:
     return bool(interval) and int(result.get("training_iteration", 0)) % interval == 0
 
 
-def is_new_best(evaluated: float | None, best: float | None) -> bool:
+def is_new_best(evaluated: float | None, best: float | None, mode: str = "max") -> bool:
     """An evaluation that beats every earlier one (strictly: a tie keeps the older
-    checkpoint, so that the best one is not replaced by every later 500 on CartPole)."""
-    return evaluated is not None and (best is None or evaluated > best)
+    checkpoint, so that the best one is not replaced by every later 500 on CartPole);
+    `mode` "min": lower is better."""
+    if evaluated is None:
+        return False
+    if best is None:
+        return True
+    return evaluated < best if mode == "min" else evaluated > best
+
+
+def rank_value(result: dict[str, Any], metric: str) -> float | None:
+    """`metric` (a top-level key, or a nested one written with "/" as Tune flattens it, e.g.
+    "metrics/expert_return_ratio") in `result`; None where absent, NaN or not a number."""
+    value: Any = result
+    for part in metric.split("/"):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or _unknown(value):
+        return None
+    return float(value)
+
+
+def checkpoint_score(value: float, mode: str) -> float:
+    """`CHECKPOINT_SCORE` of a best checkpoint: higher is better whatever `mode` (Tune ranks by "max")."""
+    return -value if mode == "min" else value
+
+
+def _resumed_best(meta: dict[str, Any], metric: str) -> float | None:
+    """The best rank value a resumed trial compares with: its checkpoint's (a checkpoint written before
+    checkpoints were ranked by the primary metric holds only the best evaluation return)."""
+    if meta.get(RANKED_BY) == metric:
+        return meta.get(BEST_RANK_VALUE)
+    return meta.get(BEST_EVAL_RETURN_MEAN) if metric == EVAL_RETURN_MEAN else None
 
 
 def _restore_weights_only(algo, checkpoint: Path) -> None:
@@ -175,6 +216,7 @@ def train_loop(
     checkpoint_every: int = 10,
     restore: str | None = None,
     restore_weights_only: bool = False,
+    rank_by: tuple[str, str] | None = None,
 ) -> None:
     """Builds the algorithm, trains until `stop`, evaluates and checkpoints the end.
 
@@ -196,6 +238,9 @@ def train_loop(
         checkpoint_every: iterations between intermediate checkpoints.
         restore: a checkpoint to continue (same env) or fine-tune from.
         restore_weights_only: restore only the RLModule weights (fine-tuning).
+        rank_by: (metric, mode) that ranks the checkpoints: the run's `metric`
+            and `mode` (what a search optimises); None: the registry's
+            primary metric and mode of the algorithm.
     """
     config = base_config.copy(copy_frozen=False)
     params = dict(params or {})
@@ -216,12 +261,17 @@ def train_loop(
     hook_metrics: dict[str, float] = {}
     evaluating = bool(config.evaluation_interval)
     best_eval: float | None = None
+    # What ranks the checkpoints: the algorithm's primary metric, as a search would (module docstring).
+    ranked_by, mode = rank_by or (algo_spec.primary_metric, algo_spec.mode)
+    best_rank: float | None = None
     try:
         resume_from = tune.get_checkpoint()
         if resume_from is not None:
             with resume_from.as_directory() as d:
                 algo.restore_from_path(d)
-                best_eval = read_meta(d).get(BEST_EVAL_RETURN_MEAN)
+                resumed = read_meta(d)
+                best_eval = resumed.get(BEST_EVAL_RETURN_MEAN)
+                best_rank = _resumed_best(resumed, ranked_by)
         elif restore:
             if restore_weights_only:
                 _restore_weights_only(algo, Path(restore))
@@ -258,12 +308,12 @@ def train_loop(
                 if evaluated is not None:
                     last_eval = evaluated
                 summary[EVAL_RETURN_MEAN] = last_eval
-            if evaluated_now:  # the algorithm's own measures of this policy (registry hook)
-                hook_metrics = registry.evaluation_metrics(algo_spec, algo) or hook_metrics
+            # The algorithm's own measures of this policy (registry hook); the last ones ride on.
+            fresh_metrics = registry.evaluation_metrics(algo_spec, algo) if evaluated_now else {}
+            hook_metrics = fresh_metrics or hook_metrics
             if hook_metrics:
                 result[registry.EVALUATION_METRICS] = hook_metrics
-            new_best = is_new_best(evaluated, best_eval)
-            if new_best:
+            if is_new_best(evaluated, best_eval):
                 best_eval = evaluated
             summary[BEST_EVAL_RETURN_MEAN] = best_eval
             # Absent, not None or NaN, until known: schedulers skip results
@@ -276,14 +326,22 @@ def train_loop(
             # result must stop the trial before the scheduler sees it, or PBT
             # may "exploit" into a trial whose function has already returned.
             result["done"] = bool(done)
+            # This policy's own value of the ranking metric: only an iteration that evaluated has one
+            # (the result repeats the last evaluation's numbers in between).
+            ranked = rank_value({**result, EVAL_RETURN_MEAN: evaluated, registry.EVALUATION_METRICS: fresh_metrics},
+                                ranked_by) if evaluated_now else None
+            new_best = is_new_best(ranked, best_rank, mode)
+            if new_best:
+                best_rank = ranked
             if new_best or done or summary[ITERATIONS] % checkpoint_every == 0:
-                result[CHECKPOINT_SCORE] = evaluated if new_best else NOT_BEST
+                result[CHECKPOINT_SCORE] = checkpoint_score(ranked, mode) if new_best else NOT_BEST
                 with tempfile.TemporaryDirectory() as tmp:
                     algo.save_to_path(tmp)
                     (Path(tmp) / META_FILE).write_text(json.dumps({
                         **meta, "module_id": algo_spec.policy_module_id, ENV_STEPS: summary[ENV_STEPS],
                         # This policy's own evaluation (None: not evaluated at this iteration).
                         EVAL_RETURN_MEAN: evaluated, BEST_EVAL_RETURN_MEAN: best_eval,
+                        RANKED_BY: ranked_by, RANK_VALUE: ranked, BEST_RANK_VALUE: best_rank,
                     }, indent=2))
                     tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
             else:

@@ -209,3 +209,110 @@ def test_the_registry_evaluation_hook_reports_at_each_evaluation_and_keeps_its_l
     assert metrics == [None, {"reward_correlation": 0.2}, {"reward_correlation": 0.2},
                        {"reward_correlation": 0.4}, {"reward_correlation": 0.5}]
     assert all(meta["module_id"] == "actor" for _, meta, _ in reports if meta is not None)
+
+
+def test_a_new_best_under_mode_min_must_be_strictly_lower():
+    assert T.is_new_best(5.0, None, "min") and T.is_new_best(4.0, 5.0, "min")
+    assert not T.is_new_best(5.0, 5.0, "min") and not T.is_new_best(6.0, 5.0, "min")
+    assert not T.is_new_best(None, 5.0, "min")
+
+
+def test_rank_value_reads_a_nested_metric_as_tune_flattens_it_and_skips_what_is_not_a_number():
+    result = {"eval_return_mean": 3.0, "metrics": {"gain": 0.5, "nan": float("nan"), "flag": True}}
+    assert T.rank_value(result, "eval_return_mean") == 3.0
+    assert T.rank_value(result, "metrics/gain") == 0.5
+    assert T.rank_value(result, "metrics/nan") is None and T.rank_value(result, "metrics/flag") is None
+    assert T.rank_value(result, "metrics/absent") is None and T.rank_value(result, "nope/gain") is None
+
+
+def _hooked(monkeypatch, values, **spec):
+    """The fake algorithm with a hook that reports `values[iteration]` as metrics/score."""
+    def hook(algo):
+        value = values.get(algo.iteration)
+        return {} if value is None else {"score": value}
+
+    monkeypatch.setitem(registry.ALGORITHMS, "fake", fake_spec(evaluation_hook=hook, **spec))
+
+
+def _saved(reports):
+    """{iteration: (checkpoint score, meta)} of the checkpoints reported."""
+    return {int(w): (r[T.CHECKPOINT_SCORE], m) for r, m, w in reports if m is not None}
+
+
+def test_the_best_checkpoint_is_best_by_the_algorithms_primary_metric_not_the_eval_return(reports, monkeypatch):
+    # PEARL, MAML, RL², GAIL...: the registry's primary metric is the hook's, which can peak where the
+    # RLlib evaluation return (on training tasks) does not.
+    _hooked(monkeypatch, {2: 0.3, 4: 0.9, 6: 0.5, 8: 0.7}, primary_metric="metrics/score")
+    _run([None, 100.0, None, 50.0, None, 400.0, None, 300.0], stop_iters=8)
+    saved = _saved(reports)
+    assert sorted(saved) == [2, 4, 8]  # new bests by the score at 2 and 4 (not at 6: eval 400), and the end
+    assert saved[4][0] == 0.9 and saved[8][0] == T.NOT_BEST
+    assert saved[4][1][T.RANKED_BY] == "metrics/score" and saved[4][1][T.RANK_VALUE] == 0.9
+    assert saved[8][1][T.RANK_VALUE] == 0.7 and saved[8][1][T.BEST_RANK_VALUE] == 0.9
+    assert reports[-1][0][T.BEST_EVAL_RETURN_MEAN] == 400.0  # still the highest evaluation return
+    kept = [(w, r) for r, m, w in reports if m is not None]
+    assert T.best_checkpoint(kept) == ("4", 0.9)
+
+
+def test_a_minimised_primary_metric_ranks_lower_values_higher(reports, monkeypatch):
+    # maxent_irl: the expected value difference, mode "min".
+    _hooked(monkeypatch, {2: 3.0, 4: 1.0, 6: 2.0}, primary_metric="metrics/score", mode="min")
+    _run([None, 100.0, None, 100.0, None, 100.0], stop_iters=6)
+    saved = _saved(reports)
+    assert sorted(saved) == [2, 4, 6]
+    assert saved[2][0] == -3.0 and saved[4][0] == -1.0 and saved[6][0] == T.NOT_BEST
+    assert T.best_checkpoint((w, r) for r, m, w in reports if m is not None) == ("4", -1.0)
+
+
+def test_the_runs_own_metric_and_mode_rank_the_checkpoints_when_given(reports, monkeypatch):
+    # A search that optimises another metric than the registry's keeps the checkpoint best by that one.
+    _hooked(monkeypatch, {2: 0.3, 4: 0.9}, primary_metric="metrics/score")
+    T.train_loop({}, base_config=FakeConfig(FakeAlgo([None, 100.0, None, 50.0])),
+                 stop=StopCriteria(iterations=4), meta={"algo": "fake"}, checkpoint_every=100,
+                 rank_by=("eval_return_mean", "max"))
+    saved = _saved(reports)
+    assert saved[2][0] == 100.0 and saved[4][0] == T.NOT_BEST
+    assert saved[4][1][T.RANKED_BY] == "eval_return_mean" and saved[4][1][T.BEST_RANK_VALUE] == 100.0
+
+
+def test_an_evaluation_whose_hook_reports_nothing_is_not_ranked_by_the_last_ones(reports, monkeypatch):
+    # The result carries the last hook metrics on; a checkpoint must not take them for its own.
+    _hooked(monkeypatch, {2: 0.5}, primary_metric="metrics/score")
+    _run([None, 100.0, None, 200.0], stop_iters=4)
+    saved = _saved(reports)
+    assert saved[2][0] == 0.5 and saved[4][0] == T.NOT_BEST and saved[4][1][T.RANK_VALUE] is None
+    assert reports[-1][0][registry.EVALUATION_METRICS] == {"score": 0.5}
+
+
+@pytest.mark.parametrize("meta,expected", [
+    ({T.RANKED_BY: "metrics/score", T.BEST_RANK_VALUE: 0.8, T.BEST_EVAL_RETURN_MEAN: 999.0}, 0.8),
+    # A checkpoint ranked by another metric, or written before ranking by the primary metric: no best yet.
+    ({T.RANKED_BY: "eval_return_mean", T.BEST_RANK_VALUE: 0.8}, None),
+    ({T.BEST_EVAL_RETURN_MEAN: 999.0}, None),
+])
+def test_a_resumed_trial_compares_with_the_best_rank_value_of_its_metric(reports, monkeypatch, tmp_path, meta,
+                                                                          expected):
+    (tmp_path / T.META_FILE).write_text(json.dumps(meta))
+    from ray.tune import Checkpoint
+
+    monkeypatch.setattr(T.tune, "get_checkpoint", lambda: Checkpoint.from_directory(str(tmp_path)))
+    _hooked(monkeypatch, {2: 0.5, 4: 0.9}, primary_metric="metrics/score")
+    _run([None, 100.0, None, 100.0], stop_iters=4)
+    saved = _saved(reports)
+    if expected is None:
+        assert saved[2][0] == 0.5 and saved[4][0] == 0.9
+    else:
+        assert sorted(saved) == [4] and saved[4][0] == 0.9  # 0.5 at 2 does not beat the resumed 0.8
+        assert T.CHECKPOINT_SCORE not in reports[1][0]
+
+
+def test_algos_json_says_what_ranks_each_algorithms_checkpoints_and_which_bonuses_it_takes(capsys):
+    from rlfrontier import cli
+
+    assert cli.main(["algos", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["algorithms"]}
+    for name, spec in registry.ALGORITHMS.items():
+        assert (rows[name]["primary_metric"], rows[name]["mode"]) == (spec.primary_metric, spec.mode)
+        assert rows[name]["bonuses"] == list(spec.bonuses) and rows[name]["needs"] == list(spec.needs)
+    assert rows["pearl"]["primary_metric"] == "metrics/held_out_adapted_return_mean"
+    assert rows["maxent_irl"]["mode"] == "min" and "rnd" in rows["soft_q"]["bonuses"]

@@ -114,6 +114,17 @@ def test_the_connector_rewrites_episode_rewards_in_place_and_logs_both_means():
     assert logged[rewards.REWARD_TRANSFORMED_MEAN] == pytest.approx(3 * extrinsic + 1)
 
 
+def test_the_connector_rewrites_numpy_episodes_without_a_warning_per_chunk():
+    # RLlib's set_rewards asks the rewards' Box whether it contains a numpy scalar; gymnasium warns
+    # "Casting input x to numpy array." for each, which filled the Pendulum benchmark's log.
+    import warnings
+
+    connector = rewards.RewardTransformConnector(transform=rewards.build({"type": "affine", "shift": 1}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        connector(rl_module=None, batch={}, episodes=_episodes())
+
+
 def test_the_connector_sees_the_steps_the_env_produced():
     # A transform of the next observation: the connector hands (s, a, r, s', terminated) per step.
     class NextObs(rewards.RewardTransform):
