@@ -51,6 +51,25 @@ _RETURN_K_PATTERN = re.compile(r"^held_out_return_k(\d+)$")
 POLICIES = {"oracle": "oracle_action", "task_blind": "task_blind_action"}
 
 
+EPISODE_COLUMNS = ("obs", "actions", "rewards", "next_obs")
+
+
+def play_episode(env: gym.Env, act, *, seed: int) -> dict[str, list]:
+    """One episode of `act` (an observation -> an action) on `env` from env.reset(seed=seed): per step its
+    observation, action, reward and next observation (EPISODE_COLUMNS, lists in step order). An `act` that
+    raises (e.g. NotImplementedError: the env defines no such policy) raises before any step."""
+    obs, _ = env.reset(seed=seed)
+    rows: dict[str, list] = {key: [] for key in EPISODE_COLUMNS}
+    done = False
+    while not done:
+        action = act(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        for key, value in zip(EPISODE_COLUMNS, (obs, action, reward, next_obs)):
+            rows[key].append(value)
+        obs, done = next_obs, terminated or truncated
+    return rows
+
+
 def rollout_returns(env: gym.Env, tasks: Sequence[Task], *, policy: str, episodes: int, seed: int) -> list[float]:
     """Returns of `episodes` episodes per task of a reference policy ("oracle" or "task_blind").
 
@@ -68,14 +87,9 @@ def rollout_returns(env: gym.Env, tasks: Sequence[Task], *, policy: str, episode
     for task in tasks:
         base.set_task(task)
         for _ in range(episodes):
-            obs, _ = env.reset(seed=reset_seed)
+            rewards = play_episode(env, act, seed=reset_seed)["rewards"]
             reset_seed += 1
-            total, done = 0.0, False
-            while not done:
-                obs, reward, terminated, truncated, _ = env.step(act(obs))
-                total += float(reward)
-                done = terminated or truncated
-            out.append(total)
+            out.append(sum(float(r) for r in rewards))
     return out
 
 

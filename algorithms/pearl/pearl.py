@@ -587,18 +587,10 @@ class PEARL(Algorithm):
             out = {}
             for task_id, task in enumerate(self.held_out):
                 base.set_task(task)
-                obs, _ = env.reset(seed=self.config.held_out_seed + task_id)
-                columns: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "next_obs")}
-                done = False
-                while not done:
-                    try:
-                        action = base.oracle_action(obs)
-                    except NotImplementedError:
-                        return None
-                    next_obs, reward, terminated, truncated, _ = env.step(action)
-                    for key, value in zip(columns, (obs, action, reward, next_obs)):
-                        columns[key].append(value)
-                    obs, done = next_obs, terminated or truncated
+                try:
+                    columns = meta_test.play_episode(env, base.oracle_action, seed=self.config.held_out_seed + task_id)
+                except NotImplementedError:
+                    return None
                 arrays = {k: np.asarray(v, np.float32) for k, v in columns.items()}
                 arrays["actions"] = demos.module_actions(arrays["actions"], env.action_space,
                                                          normalize_actions=self.config.normalize_actions)

@@ -28,6 +28,19 @@ def test_point_nav_oracle_walks_straight_to_the_goal_and_the_blind_policy_stays_
     assert blind < oracle < 0
 
 
+def test_play_episode_keeps_each_steps_transition_in_order():
+    env = PointNavEnv()
+    env.set_task({"goal": [0.35, -0.12]})
+    rows = meta_test.play_episode(env, env.oracle_action, seed=0)
+    assert sorted(rows) == sorted(meta_test.EPISODE_COLUMNS) and {len(v) for v in rows.values()} == {100}
+    np.testing.assert_array_equal(rows["obs"][0], np.zeros(2))  # the start, at the origin
+    for t in range(99):  # each step's next observation is the next step's observation
+        np.testing.assert_array_equal(rows["next_obs"][t], rows["obs"][t + 1])
+    np.testing.assert_allclose(rows["next_obs"][0], rows["obs"][0] + rows["actions"][0], atol=1e-6)
+    returned, = meta_test.rollout_returns(env, [{"goal": [0.35, -0.12]}], policy="oracle", episodes=1, seed=0)
+    assert sum(float(r) for r in rows["rewards"]) == returned
+
+
 def test_the_blind_policy_is_the_best_fixed_point_on_point_nav():
     """Staying at the origin beats staying at any other point, on average over the task distribution
     (the expectation by the midpoint rule on a 200 x 200 grid of the goal square, not by sampling)."""
