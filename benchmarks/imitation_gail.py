@@ -618,6 +618,7 @@ def plan(args: argparse.Namespace) -> harness.Plan:
         eval_every=args.eval_every,
         reference=REFERENCE,
         session=session,
+        resume_ignores=frozenset({"demos"}),  # a temporary folder unless --demos: recorded again, the same
     )
 
 

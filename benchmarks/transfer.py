@@ -271,7 +271,21 @@ def plan(args: argparse.Namespace) -> harness.Plan:
         },
         target=args.target,
         reference=REFERENCE if "finetune" in args.experiments else None,
+        resumed=partial(resumed_run, checkpoints),
     )
+
+
+def resumed_run(checkpoints: dict[int, str], run: dict[str, Any]) -> str | None:
+    """--resume: a kept nominal run hands its checkpoint to its seed's fine-tuning run again, if it is still
+    there (else the nominal run runs again)."""
+    if run["contender"] != "nominal":
+        return None
+    extra = run.get("extra") or {}
+    path = extra.get("best_checkpoint") or extra.get("checkpoint")
+    if not path or not Path(path).is_dir():
+        return f"its checkpoint {path} is gone, and fine-tuning restores it"
+    checkpoints[int(run["seed"])] = path
+    return None
 
 
 # Tables and plots --------------------------------------------------------------------------------------------

@@ -164,6 +164,11 @@ def notes(results: dict[str, Any]) -> list[str]:
         if run.get("error"):
             where = f" ({fmt_group(run['group'])})" if run.get("group") else ""
             out.append(f"- {run['contender']}{where} seed {run['seed']} failed: {run['error']}")
+    earlier = results.get("resumed_from") or []
+    if earlier:
+        dates = ", ".join(str((e.get("machine") or {}).get("date", "?")) for e in earlier)
+        out.append(f"- resumed (--resume): runs of {len(earlier)} earlier invocation{'s' if len(earlier) > 1 else ''} "
+                   f"(started {dates}) kept, not run again; the machine line is this invocation's")
     if results.get("status") == "interrupted":
         out.append("- interrupted: the tables hold the runs that finished")
     if results.get("error"):

@@ -5,7 +5,8 @@ contenders, seeds, budgets and target, its Markdown and its plots) and calls
 `main(benchmark)`. The harness does the rest the same way for all of them:
 machine info, availability checks, runs one at a time (seed by seed,
 contenders alternating), results.json rewritten after every run, results.md
-and plots, `--from-json` re-rendering, and the MLflow run.
+and plots, `--from-json` re-rendering, `--resume` (a benchmark interrupted, or split
+over several sittings, goes on from its results.json), and the MLflow run.
 """
 
 from __future__ import annotations
@@ -88,6 +89,13 @@ class Plan:
             Runs go seed by seed in the order of `contenders`, so a script that
             declares its contenders from easy to hard settings has the easier
             runs of a seed in `runs_so_far`.
+        resume_ignores: settings keys that may differ when `--resume` continues an
+            earlier invocation (e.g. a temporary folder's path); every other
+            setting, the target, eval_every and the reference must be equal.
+        resumed: called with each finished run that `--resume` keeps, before any
+            run; returns None to keep it, or why it must run again (e.g. a file
+            a later contender needs is gone). Lets a script restore what its
+            contenders hand each other within an invocation.
     """
 
     contenders: Sequence[Contender]
@@ -100,6 +108,8 @@ class Plan:
     warmup: Callable[[list[Contender]], None] | None = None
     criterion: Criterion | None = None
     implied_failure: ImpliedFailure | None = None
+    resume_ignores: frozenset[str] = frozenset()
+    resumed: Callable[[dict[str, Any]], str | None] | None = None
 
 
 def implied_by_smaller(key: str, *, label: str | None = None, outcome: str = "not reached") -> ImpliedFailure:
@@ -192,6 +202,9 @@ def parser(bench: Benchmark) -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     p.add_argument("--experiment", default=EXPERIMENT, help=f"MLflow experiment (default {EXPERIMENT})")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from the results.json in the output folder: its finished runs (same contender, seed "
+                        "and group, no error) are kept and not run again; its settings must be this invocation's")
     return p
 
 
@@ -248,6 +261,53 @@ def new_results(bench: Benchmark, plan: Plan, command: list[str]) -> dict[str, A
         "timings": {},
         "runs": [],
     }
+
+
+def run_key(run: Mapping[str, Any]) -> tuple[str, int, str]:
+    """What tells a run apart within one benchmark: its contender, seed and group."""
+    return run["contender"], int(run["seed"]), json.dumps(run.get("group") or {}, sort_keys=True, default=str)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, numbers within 1e-9 relative (a target recomputed from the same seeded rollouts)."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def resume_mismatch(previous: Mapping[str, Any], results: Mapping[str, Any], plan: Plan) -> str | None:
+    """Why `previous` (a results.json) cannot be continued by this invocation (`results`, fresh), or None."""
+    if previous.get("benchmark") != results["benchmark"]:
+        return f"it is benchmark {previous.get('benchmark')!r}, not {results['benchmark']!r}"
+    for key in ("target", "eval_every", "reference"):
+        if not _same(previous.get(key), results.get(key)):
+            return f"its {key} was {previous.get(key)!r}, now {results.get(key)!r}"
+    old, new = previous.get("settings") or {}, results["settings"]
+    for key in sorted((set(old) | set(new)) - set(plan.resume_ignores)):
+        if not _same(old.get(key), new.get(key)):
+            return f"its setting {key} was {old.get(key)!r}, now {new.get(key)!r}"
+    return None
+
+
+def resume(previous: Mapping[str, Any], results: dict[str, Any], plan: Plan) -> int:
+    """Puts `previous`'s finished runs of this plan's contenders and seeds into `results` (plan.resumed may
+    send one back to run again); notes where they came from. Returns how many were kept."""
+    wanted = {(c.name, seed, json.dumps(dict(c.group), sort_keys=True, default=str))
+              for c in plan.contenders for seed in plan.seeds}
+    kept = []
+    for run in previous.get("runs") or []:
+        if run.get("error") or run_key(run) not in wanted or run_key(run) in {run_key(r) for r in kept}:
+            continue
+        why = plan.resumed(run) if plan.resumed else None
+        if why:
+            log(f"{run['contender']} seed {run['seed']}: run again ({why})")
+            continue
+        kept.append(run)
+    results["runs"] = kept
+    earlier = [*(previous.get("resumed_from") or []),
+               {k: previous.get(k) for k in ("command", "status", "finished", "machine")}]
+    results["resumed_from"] = earlier
+    return len(kept)
 
 
 def available_contenders(plan: Plan, results: dict[str, Any]) -> list[Contender]:
@@ -315,8 +375,11 @@ def run_plan(plan: Plan, results: dict[str, Any], out: Path) -> dict[str, Any]:
                 log(f"warm-up: {results['timings']['warmup_s']:.1f} s")
             # Seed-major: contenders alternate, so slow drift in the machine's load
             # is shared out; one run at a time, never in parallel.
+            done = {run_key(r) for r in results["runs"]}  # kept by --resume
             for seed in plan.seeds:
                 for contender in contenders:
+                    if run_key({"contender": contender.name, "seed": seed, "group": dict(contender.group)}) in done:
+                        continue
                     reason = plan.implied_failure(contender, seed, results["runs"]) if plan.implied_failure else None
                     run = implied_run(contender, seed, plan, reason) if reason else run_one(contender, seed, plan)
                     results["runs"].append(run)
@@ -372,9 +435,19 @@ def main(bench: Benchmark, argv: list[str] | None = None) -> int:
             p.error(f"{exc} (or --no-mlflow)")
     plan = bench.plan(args)
     out: Path = args.out or bench.default_out
-    out.mkdir(parents=True, exist_ok=True)
     command = list(sys.argv) if argv is None else [sys.argv[0], *argv]
-    results = run_plan(plan, new_results(bench, plan, command), out)
+    results = new_results(bench, plan, command)
+    if args.resume:
+        try:
+            previous = load_results(out / RESULTS_JSON)
+        except (OSError, ValueError) as exc:
+            p.error(f"--resume: nothing to go on from in {out}: {exc}")
+        why = resume_mismatch(previous, results, plan)
+        if why:
+            p.error(f"--resume: {out / RESULTS_JSON} is not this benchmark's: {why}")
+        log(f"--resume: {resume(previous, results, plan)} finished runs kept from {out / RESULTS_JSON}")
+    out.mkdir(parents=True, exist_ok=True)
+    results = run_plan(plan, results, out)
     files = write_report(bench, results, out)
     if args.mlflow:
         log_to_mlflow(results, files, args)

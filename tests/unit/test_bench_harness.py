@@ -403,3 +403,95 @@ def test_loglog_fit_recovers_a_power_law():
     assert fit.slope == pytest.approx(2.5) and fit.intercept == pytest.approx(math.log(3)) and fit.points == 3
     assert harness.loglog_fit([10], [100]) is None
     assert harness.loglog_fit([10, 10], [100, 200]) is None  # one size twice: no slope
+
+
+def resumable_benchmark(calls: list, *, env: str = "Scripted-v0", interrupt_at: tuple | None = None,
+                        fail_once: set | None = None, resumed=None) -> harness.Benchmark:
+    """Two contenders; each run appends (name, seed) to `calls`. interrupt_at=(name, seed): that run is
+    interrupted (Ctrl-C); fail_once: those (name, seed) raise the first time."""
+    def run(name, curve, seed, budget, rec):
+        calls.append((name, seed))
+        if (name, seed) == interrupt_at:
+            raise KeyboardInterrupt
+        if fail_once is not None and (name, seed) in fail_once:
+            fail_once.discard((name, seed))
+            raise RuntimeError("learner died")
+        scripted(curve)(seed, budget, rec)
+
+    def add_arguments(p):
+        p.add_argument("--seeds", type=harness.positive_int, default=2)
+
+    def plan(args):
+        return harness.Plan(
+            contenders=[harness.Contender(name="a", run=partial(run, "a", {2000: 460.0}), budget=4000),
+                        harness.Contender(name="b", run=partial(run, "b", {4000: 100.0}), budget=4000)],
+            seeds=range(args.seeds), settings={"env": env, "tmp": f"/tmp/{len(calls)}"}, target=TARGET,
+            eval_every=2000, resume_ignores=frozenset({"tmp"}), resumed=resumed)
+
+    return harness.Benchmark(name="resumable", doc="", default_out=Path("unused"), add_arguments=add_arguments,
+                             plan=plan, render=lambda results: "\n".join(harness.notes(results)))
+
+
+def test_resume_goes_on_from_an_interrupted_invocation_without_running_a_finished_run_again(tmp_path):
+    out, calls = tmp_path / "out", []
+    argv = ["--seeds", "2", "--out", str(out), "--no-mlflow"]
+    assert harness.main(resumable_benchmark(calls, interrupt_at=("b", 1)), argv) == 1
+    first = json.loads((out / RESULTS_JSON).read_text())
+    assert first["status"] == "interrupted" and [(r["contender"], r["seed"]) for r in first["runs"]] == [
+        ("a", 0), ("b", 0), ("a", 1)]
+    calls.clear()
+    assert harness.main(resumable_benchmark(calls), [*argv, "--resume"]) == 0
+    assert calls == [("b", 1)]  # the only run that had not finished
+    results = json.loads((out / RESULTS_JSON).read_text())
+    assert results["status"] == "finished"
+    assert [(r["contender"], r["seed"]) for r in results["runs"]] == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+    assert results["runs"][:3] == first["runs"]  # kept as they were
+    assert [e["status"] for e in results["resumed_from"]] == ["interrupted"]
+    assert "--resume" not in first["command"] and "--resume" in results["command"]
+    assert "resumed (--resume): runs of 1 earlier invocation" in (out / RESULTS_MD).read_text()
+
+
+def test_resume_runs_failed_runs_again_and_may_add_seeds(tmp_path):
+    out, calls = tmp_path / "out", []
+    assert harness.main(resumable_benchmark(calls, fail_once={("a", 0)}),
+                        ["--seeds", "1", "--out", str(out), "--no-mlflow"]) == 1
+    calls.clear()
+    assert harness.main(resumable_benchmark(calls), ["--seeds", "2", "--out", str(out), "--no-mlflow",
+                                                     "--resume"]) == 0
+    assert calls == [("a", 0), ("a", 1), ("b", 1)]
+    results = json.loads((out / RESULTS_JSON).read_text())
+    assert sorted((r["contender"], r["seed"]) for r in results["runs"]) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert not any(r["error"] for r in results["runs"])
+
+
+def test_resume_lets_the_script_send_a_kept_run_back(tmp_path):
+    out, calls = tmp_path / "out", []
+    argv = ["--seeds", "1", "--out", str(out), "--no-mlflow"]
+    assert harness.main(resumable_benchmark(calls), argv) == 0
+    calls.clear()
+    seen = []
+
+    def resumed(run):
+        seen.append(run["contender"])
+        return "its checkpoint is gone" if run["contender"] == "a" else None
+
+    assert harness.main(resumable_benchmark(calls, resumed=resumed), [*argv, "--resume"]) == 0
+    assert seen == ["a", "b"] and calls == [("a", 0)]
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(env="Other-v0"), "its setting env was 'Scripted-v0', now 'Other-v0'"),
+    (None, "nothing to go on from"),
+])
+def test_resume_refuses_another_benchmarks_results_or_none_with_exit_2(tmp_path, capsys, change, message):
+    out, calls = tmp_path / "out", []
+    argv = ["--seeds", "1", "--out", str(out), "--no-mlflow"]
+    if change is not None:
+        assert harness.main(resumable_benchmark(calls), argv) == 0
+    before = (out / RESULTS_JSON).read_text() if change is not None else None
+    calls.clear()
+    with pytest.raises(SystemExit) as exc:
+        harness.main(resumable_benchmark(calls, **(change or {})), [*argv, "--resume"])
+    assert exc.value.code == 2 and message in capsys.readouterr().err and calls == []
+    if before is not None:
+        assert (out / RESULTS_JSON).read_text() == before  # nothing already written is lost

@@ -135,3 +135,13 @@ def test_held_out_names_are_valid_mlflow_param_keys():
 
     for name in transfer.HELD_OUT:
         assert re.fullmatch(r"[\w\-. :/]+", f"settings/held_out/{name}/gravity"), name
+
+
+def test_resume_hands_a_kept_nominal_runs_checkpoint_to_fine_tuning_or_runs_it_again(tmp_path):
+    checkpoints: dict[int, str] = {}
+    kept = {"contender": "nominal", "seed": 3, "extra": {"checkpoint": str(tmp_path / "last"),
+                                                        "best_checkpoint": str(tmp_path)}}
+    assert transfer.resumed_run(checkpoints, kept) is None and checkpoints == {3: str(tmp_path)}
+    gone = {"contender": "nominal", "seed": 4, "extra": {"checkpoint": str(tmp_path / "gone")}}
+    assert "is gone" in transfer.resumed_run(checkpoints, gone) and 4 not in checkpoints
+    assert transfer.resumed_run(checkpoints, {"contender": "finetune", "seed": 4, "extra": {}}) is None
