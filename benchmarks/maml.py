@@ -135,10 +135,7 @@ def fraction(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seeds", type=harness.positive_int, default=3, help="seeds 0..N-1 (default 3)")
-    p.add_argument("--iters", type=harness.positive_int, default=100, help="training iterations a run (default 100)")
-    p.add_argument("--eval-interval", type=harness.positive_int, default=20,
-                   help="iterations between meta-tests; the last iteration is always one (default 20)")
+    harness.cli.add_run_arguments(p, iters=100, eval_interval=20)
     p.add_argument("--min-gap", type=fraction, default=MIN_GAP,
                    help=f"share of the gap one inner step must close, in (0, 1] (default {MIN_GAP})")
     harness.cli.add_arguments(p, experiment="rlfrontier-maml")
@@ -169,19 +166,6 @@ def plan(args: argparse.Namespace) -> harness.Plan:
 # Tables and plots ------------------------------------------------------------------------------------------
 
 
-def finished(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return sorted((r for r in results["runs"] if not r.get("error") and r.get("points")), key=lambda r: r["seed"])
-
-
-def by_iteration(runs: Sequence[Mapping[str, Any]]) -> dict[int, list[tuple[int, dict[str, Any]]]]:
-    """iteration -> [(seed, point)] of the runs evaluated there, iterations in order."""
-    out: dict[int, list[tuple[int, dict[str, Any]]]] = {}
-    for run in runs:
-        for p in run["points"]:
-            out.setdefault(int(p["iteration"]), []).append((run["seed"], p))
-    return dict(sorted(out.items()))
-
-
 def gap_cell(value: float | None) -> str:
     return "— (no gap)" if value is None else f"{value:.2f}"
 
@@ -196,7 +180,7 @@ def mean_cell(points: Sequence[Mapping[str, Any]], key: str, digits: int = 1) ->
 
 def evaluation_table(runs: Sequence[Mapping[str, Any]], min_gap: float) -> str:
     rows = []
-    for iteration, pairs in by_iteration(runs).items():
+    for iteration, pairs in harness.points_by_iteration(runs).items():
         points = [p for _, p in pairs]
         gaps = [p["gap_closed"] for p in points if p["gap_closed"] is not None]
         spread = "—" if not gaps else f"{statistics.median(gaps):.2f}" + (
@@ -219,19 +203,8 @@ def per_seed_table(runs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def runs_table(runs: Sequence[Mapping[str, Any]], min_gap: float) -> str:
-    rows = []
-    for run in runs:
-        extra = run.get("extra") or {}
-        first = next((p for p in run["points"] if closes(min_gap, p)), None)
-        rows.append([str(run["seed"]), harness.fmt(extra.get("iterations")), harness.fmt(run["env_steps"]),
-                     harness.fmt(extra.get("trial_train_wall_s"), 1), harness.fmt(extra.get("command_wall_s"), 1),
-                     harness.fmt(run.get("setup_s"), 1), harness.fmt(run.get("env_steps_per_s")),
-                     "never" if first is None else f"{first['iteration']} ({first['env_steps']:,} env steps)",
-                     extra.get("source") or "—"])
-    headers = ["seed", "iterations", "env steps", "training wall clock (s)", "command wall clock (s)",
-               "set-up (s)", "env steps/s", f"first meta-test with gap closed >= {min_gap:g}: iteration",
-               "meta-tests read from"]
-    return harness.markdown_table(headers, rows, ["---:"] * 7 + ["---:", "---"])
+    return harness.cli.runs_table(runs, passed=partial(closes, min_gap),
+                                  passed_header=f"first meta-test with gap closed >= {min_gap:g}: iteration")
 
 
 def verdict(runs: Sequence[Mapping[str, Any]], min_gap: float) -> str:
@@ -245,7 +218,7 @@ def verdict(runs: Sequence[Mapping[str, Any]], min_gap: float) -> str:
 
 def render(results: dict[str, Any]) -> str:
     settings, min_gap = results["settings"], float(results["target"])
-    runs = finished(results)
+    runs = harness.finished_runs(results)
     config = settings["config"]
     lines = [
         "# MAML on PointNav-v0: the share of the gap to the oracle that one inner step closes",
@@ -291,7 +264,7 @@ def render(results: dict[str, Any]) -> str:
 
 def plot_gap(results: dict[str, Any], path: Path) -> bool:
     return harness.plot_learning_curves(
-        results, path, runs=finished(results), x_keys=("iteration",), y_key="gap_closed",
+        results, path, runs=harness.finished_runs(results), x_keys=("iteration",), y_key="gap_closed",
         run_label=lambda run: f"seed {run['seed']}", ylabel="share of the gap to the oracle closed",
         title=f"One inner step on held-out goals (dashed: {float(results['target']):g})")
 

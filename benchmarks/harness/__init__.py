@@ -16,6 +16,7 @@ from .report import (
     Column,
     closing_lines,
     fmt,
+    finished_runs,
     fmt_stats,
     group_column,
     machine_line,
@@ -24,7 +25,10 @@ from .report import (
     per_run_lines,
     plot_by_group,
     plot_learning_curves,
+    points_by_iteration,
+    pyplot,
     ratio_table,
+    save_plot,
     standard_columns,
     summary_table,
     to_target_columns,
@@ -47,9 +51,9 @@ from .stats import LogLogFit, Stats, Summary, censored_stats, implied_reason, lo
 
 __all__ = [
     "CONTENDER", "IMPLIED", "SETUP", "STEPS_PER_S", "Benchmark", "Column", "Contender", "Criterion", "ImpliedFailure",
-    "LogLogFit", "Plan", "Recorder", "Stats", "Summary", "TrainingClock", "censored_stats", "cli", "closing_lines", "env_steps_per_s", "fmt",
+    "LogLogFit", "Plan", "Recorder", "Stats", "Summary", "TrainingClock", "censored_stats", "cli", "closing_lines", "env_steps_per_s", "finished_runs", "fmt",
     "fmt_stats", "group_column", "implied_by_smaller", "implied_reason", "load_results", "log", "loglog_fit",
-    "machine_line", "main", "markdown_table", "non_negative_float", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves",
-    "positive_float", "positive_int", "ratio_table", "ratios_vs", "standard_columns", "steps_to_target", "summarize", "summary_table",
+    "machine_line", "main", "markdown_table", "non_negative_float", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves", "points_by_iteration", "pyplot",
+    "positive_float", "positive_int", "ratio_table", "ratios_vs", "save_plot", "standard_columns", "steps_to_target", "summarize", "summary_table",
     "to_target_columns", "wall_s_to_target", "write_report",
 ]

@@ -28,9 +28,10 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .record import Recorder, log
+from .report import fmt, markdown_table
 
 ENV_STEPS, WALL_S, ITERATIONS = "env_steps", "wall_s", "iterations"  # rlfrontier.trainable's result keys
 TUNE_RESULTS = "result.json"  # Tune's JSON logger, in the trial folder (the checkpoints' parent)
@@ -45,6 +46,17 @@ def add_arguments(p: argparse.ArgumentParser, *, experiment: str) -> None:
     p.add_argument("--lock", type=Path, default=None,
                    help="hold an exclusive flock on this file during each training run (a shared machine)")
     p.add_argument("--progress", action="store_true", help="show each training run's progress lines")
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, iters: int, eval_interval: int) -> None:
+    """--seeds, --iters and --eval-interval of a benchmark that runs one `rlfrontier train` a seed and reads
+    its evaluations back (maml, pearl)."""
+    from .runner import positive_int
+
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--iters", type=positive_int, default=iters, help=f"training iterations a run (default {iters})")
+    p.add_argument("--eval-interval", type=positive_int, default=eval_interval,
+                   help=f"iterations between evaluations; the last iteration is always one (default {eval_interval})")
 
 
 @contextmanager
@@ -181,3 +193,22 @@ def record(rec: Recorder, out: Mapping[str, Any], wall: float, points: Sequence[
     rec.extra.update({"mlflow_run_id": out.get("mlflow_run_id"), "checkpoint": out.get("checkpoint"),
                       "best_checkpoint": out.get("best_checkpoint"), "command_wall_s": wall,
                       "trial_train_wall_s": out.get("train_wall_s"), "final_eval_return": out.get("eval_return_mean")})
+
+
+def runs_table(runs: Sequence[Mapping[str, Any]], *, passed: Callable[[Mapping[str, Any]], bool],
+               passed_header: str) -> str:
+    """One row per command-line run (recorded by `record`): iterations, env steps, the trial's and the
+    command's wall clock, set-up, env steps/s, the first evaluation point that `passed` (its iteration and env
+    steps; "never"), and where the evaluations were read from (extra["source"])."""
+    rows = []
+    for run in runs:
+        extra = run.get("extra") or {}
+        first = next((p for p in run["points"] if passed(p)), None)
+        rows.append([str(run["seed"]), fmt(extra.get("iterations")), fmt(run["env_steps"]),
+                     fmt(extra.get("trial_train_wall_s"), 1), fmt(extra.get("command_wall_s"), 1),
+                     fmt(run.get("setup_s"), 1), fmt(run.get("env_steps_per_s")),
+                     "never" if first is None else f"{first['iteration']} ({first['env_steps']:,} env steps)",
+                     extra.get("source") or "—"])
+    headers = ["seed", "iterations", "env steps", "training wall clock (s)", "command wall clock (s)",
+               "set-up (s)", "env steps/s", passed_header, "meta-tests read from"]
+    return markdown_table(headers, rows, ["---:"] * 8 + ["---"])

@@ -184,16 +184,43 @@ def closing_lines(results: dict[str, Any], images: Mapping[str, str]) -> list[st
     return (["Notes:", "", *found, ""] if found else []) + [f"![{alt}]({name})" for name, alt in images.items()]
 
 
+def finished_runs(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The runs that finished with at least one point, by seed."""
+    return sorted((r for r in results["runs"] if not r.get("error") and r.get("points")), key=lambda r: r["seed"])
+
+
+def points_by_iteration(runs: Sequence[Mapping[str, Any]]) -> dict[int, list[tuple[int, dict[str, Any]]]]:
+    """iteration -> [(seed, point)] of the runs evaluated there, iterations in order (points carry "iteration")."""
+    out: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for run in runs:
+        for p in run["points"]:
+            out.setdefault(int(p["iteration"]), []).append((run["seed"], p))
+    return dict(sorted(out.items()))
+
+
 # Plots ------------------------------------------------------------------------------------------------
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_pyplot = pyplot
+
+
+def save_plot(fig, ax, path: Path) -> None:
+    """The end of a one-axes plot: grid, legend, layout, `path` at 120 dpi, the figure closed."""
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
 
 
 def colours(results: dict[str, Any]) -> dict[str, str]:
