@@ -121,6 +121,19 @@ def module_actions(actions: np.ndarray, space: gym.Space, *, normalize_actions: 
 # Spaces ----------------------------------------------------------------------------------
 
 
+def expert_return_ratio(value: float, expert: float) -> float:
+    """A return measured against the demonstrations' mean return `expert`: 1 + (value - expert) / |expert|.
+
+    It rises with `value` whatever the sign of the returns and is 1 at the expert's. Where the expert's
+    return is positive it is value / expert (CartPole: 450 / 500 = 0.9); where it is negative (Pendulum,
+    expert -137.5) a plain value / expert would fall as the return rises, and a search or a best checkpoint
+    that maximises it would pick the worst policy. NaN without an expert return (0) or a value.
+    """
+    if not expert or value is None or not math.isfinite(float(value)):
+        return float("nan")
+    return 1.0 + (float(value) - float(expert)) / abs(float(expert))
+
+
 def describe_space(space: gym.Space) -> dict[str, Any]:
     """What a manifest says of a space, to compare: its type, repr and size (n, or shape and dtype)."""
     if isinstance(space, gym.spaces.Discrete):

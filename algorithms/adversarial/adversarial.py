@@ -37,8 +37,9 @@ what evaluation measures; the learners log the mean env reward and the mean
 imitation reward they trained on (learners/default_policy/reward_extrinsic_mean,
 reward_transformed_mean), and the driver the mean imitation reward
 (learners/default_policy/imitation_reward_mean). `expert_return_ratio()` (the
-registry's evaluation hook) divides the last greedy evaluation return by the
-demonstrations' mean return.
+registry's evaluation hook) measures the last greedy evaluation return against the
+demonstrations' mean return: their quotient where the expert's return is positive, and
+in general 1 + (return - expert) / |expert|, which rises with the return (Pendulum).
 """
 
 from __future__ import annotations
@@ -360,11 +361,12 @@ class Adversarial(PPO):
                                                inference_only=True)
 
     def expert_return_ratio(self) -> dict[str, float]:
-        """{EXPERT_RETURN_RATIO: the last evaluation's return mean / the demonstrations' return mean}."""
+        """{EXPERT_RETURN_RATIO: the last evaluation's return mean against the demonstrations' return mean,
+        rlfrontier.demos.expert_return_ratio (their quotient where the expert's return is positive)}."""
+        from rlfrontier import demos
+
         value = self.metrics.peek((EVALUATION_RESULTS, ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN), default=np.nan)
-        if not self._expert_return_mean:
-            return {EXPERT_RETURN_RATIO: float("nan")}
-        return {EXPERT_RETURN_RATIO: float(value) / self._expert_return_mean}
+        return {EXPERT_RETURN_RATIO: demos.expert_return_ratio(value, self._expert_return_mean)}
 
 
 # GAIL and AIRL --------------------------------------------------------------------------------

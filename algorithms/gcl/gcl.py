@@ -62,7 +62,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rlfrontier import modules, offpolicy, replay, rewards, seeding
+from rlfrontier import demos, modules, offpolicy, replay, rewards, seeding
 from rlfrontier.algorithms.gcl.torch import cost
 from rlfrontier.algorithms.soft_q.soft_q import SoftQ, SoftQConfig
 from rlfrontier.validation import BadInput, check_choice, check_range
@@ -138,8 +138,6 @@ class TrajectoryPool:
 
 def demo_trajectories(path: str) -> tuple[list[Trajectory], float]:
     """The demonstrations' episodes as trajectories (log q unknown: the learner computes it) and their mean return."""
-    from rlfrontier import demos
-
     loaded = demos.load(path, where="--demos")
     episodes = [Trajectory(np.asarray(e[demos.OBS], np.float32), np.asarray(e[demos.ACTION]))
                 for e in loaded.episodes()]
@@ -393,7 +391,7 @@ class GCL(SoftQ):
     def reward_metrics(self) -> dict[str, float]:
         """The last greedy return over the demonstrations' mean; on a tabular world, maxent_irl's measures too."""
         value = self.metrics.peek((EVALUATION_RESULTS, ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN), default=np.nan)
-        out = {EXPERT_RETURN_RATIO: float(value) / self._demo_return_mean if self._demo_return_mean else np.nan}
+        out = {EXPERT_RETURN_RATIO: demos.expert_return_ratio(value, self._demo_return_mean)}
         from rlfrontier.algorithms.maxent_irl import maxent_irl
 
         if self._tabular is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from pathlib import Path
 
 import gymnasium as gym
@@ -549,3 +550,17 @@ def test_gail_and_airl_compare_demonstrated_box_actions_in_the_policys_units(tmp
     np.testing.assert_allclose(normalized[disc.EXPERT_ACTIONS], torques / 2.0, atol=1e-6)
     as_recorded, _ = adversarial.expert_transitions(str(tmp_path / "d"), space, normalize_actions=False)
     np.testing.assert_array_equal(as_recorded[disc.EXPERT_ACTIONS], torques)
+
+
+def test_the_expert_return_ratio_rises_with_the_return_whatever_the_experts_sign():
+    # Positive returns (CartPole): the plain quotient, as before.
+    assert demos.expert_return_ratio(450.0, 500.0) == pytest.approx(0.9)
+    assert demos.expert_return_ratio(500.0, 500.0) == 1.0
+    # Negative returns (Pendulum, expert -137.5): a quotient would score a random policy's -1,060 as 7.7,
+    # so that maximising it (a search's metric, the best checkpoint) picked the worst policy.
+    expert = -137.5
+    ratios = [demos.expert_return_ratio(r, expert) for r in (-1060.0, -241.7, -137.5, -100.0)]
+    assert ratios == sorted(ratios) and ratios[2] == 1.0
+    assert ratios[0] == pytest.approx(1 + (-1060.0 + 137.5) / 137.5)
+    assert math.isnan(demos.expert_return_ratio(100.0, 0.0))
+    assert math.isnan(demos.expert_return_ratio(float("nan"), 500.0))
