@@ -211,8 +211,6 @@ def pyplot():
     return plt
 
 
-_pyplot = pyplot
-
 
 def save_plot(fig, ax, path: Path) -> None:
     """The end of a one-axes plot: grid, legend, layout, `path` at 120 dpi, the figure closed."""
@@ -260,7 +258,7 @@ def plot_learning_curves(
     curves = [(r, pts) for r, pts in curves if pts]
     if not curves:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(x_keys), figsize=(6.5 * len(x_keys), 4.8), squeeze=False)
     target = results.get("target")
     for ax, key in zip(axes[0], x_keys):
@@ -324,7 +322,7 @@ def plot_by_group(
         if key in s.group:
             lines.setdefault(s.contender, []).append((float(s.group[key]), value(s)))
             labels[s.contender] = s.label
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.8))
     drawn = False
     for name, pts in lines.items():

@@ -294,15 +294,17 @@ def resume(previous: Mapping[str, Any], results: dict[str, Any], plan: Plan) -> 
     send one back to run again); notes where they came from. Returns how many were kept."""
     wanted = {(c.name, seed, json.dumps(dict(c.group), sort_keys=True, default=str))
               for c in plan.contenders for seed in plan.seeds}
-    kept = []
+    kept, seen = [], set()
     for run in previous.get("runs") or []:
-        if run.get("error") or run_key(run) not in wanted or run_key(run) in {run_key(r) for r in kept}:
+        key = run_key(run)
+        if run.get("error") or key not in wanted or key in seen:
             continue
         why = plan.resumed(run) if plan.resumed else None
         if why:
             log(f"{run['contender']} seed {run['seed']}: run again ({why})")
             continue
         kept.append(run)
+        seen.add(key)
     results["runs"] = kept
     earlier = [*(previous.get("resumed_from") or []),
                {k: previous.get(k) for k in ("command", "status", "finished", "machine")}]
