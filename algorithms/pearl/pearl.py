@@ -91,6 +91,10 @@ from rlfrontier.envs.tasks import Task
 from rlfrontier.validation import BadInput, check_choice, check_range
 
 ENV_REWARD = "reward"  # critic_reward's value for the env's own reward
+# meta_test_context: the posterior after k context episodes is q(z | every transition of them) (SEEN, oyster's
+# meta-test), or q(z | context_batch_size transitions resampled from them) (RESAMPLED, as collection draws the
+# contexts of its posterior episodes and training those of its gradient steps).
+SEEN, RESAMPLED = "seen", "resampled"
 # Per-task buffer fields (numpy columns of one transition each).
 FIELDS = ("obs", "actions", "rewards", "critic_rewards", "next_obs", "terminateds")
 # Collection phases (collect_on_runner): z from the prior, or from the posterior into both buffers, or into RL only.
@@ -213,6 +217,12 @@ def _latents(module, contexts: Sequence[np.ndarray | None], rng: np.random.Gener
     return (mu + np.sqrt(var) * rng.standard_normal(mu.shape)).astype(np.float32)
 
 
+def resampled(rows: np.ndarray, size: int | None, rng: np.random.Generator) -> np.ndarray:
+    """`size` rows drawn with replacement from `rows` (a context as training and collection draw it); all of
+    `rows` as they are for size None."""
+    return rows if size is None else rows[rng.integers(0, len(rows), size)]
+
+
 def _by_env_index(episodes: Sequence[Any], n: int) -> list[Any]:
     """The first episode of each sub-env 0..n-1 (RuntimeError if one has none)."""
     out: list[Any] = [None] * n
@@ -269,7 +279,7 @@ def collect_on_runner(jobs: Mapping[int, Sequence[tuple[int, Task]]], runner, *,
                     for i in range(n):
                         if encoder_data[i]:
                             pool = context_rows(_concat(encoder_data[i]), plan.use_next_obs)
-                            contexts[i] = pool[rng.integers(0, len(pool), plan.context_batch_size)]
+                            contexts[i] = resampled(pool, plan.context_batch_size, rng)
                 module.set_latent(_latents(module, contexts, rng))
                 for i, episode in enumerate(_sample_round(runner, seed, index, next(calls), explore=True)[:len(chunk)]):
                     transitions = episode_transitions(episode, plan.critic_reward)
@@ -281,9 +291,10 @@ def collect_on_runner(jobs: Mapping[int, Sequence[tuple[int, Task]]], runner, *,
 
 def meta_test_on_runner(jobs: Mapping[int, Sequence[tuple[int, Task]]], runner, *, context_episodes: int,
                         use_next_obs: bool, revealed: Mapping[int, np.ndarray] | None = None,
-                        seed: int | None = None) -> tuple[int, list, Any]:
+                        context_size: int | None = None, seed: int | None = None) -> tuple[int, list, Any]:
     """On an EnvRunner: one trial of context_episodes + 1 episodes per task (module docstring, meta-test), then,
     with `revealed` (task id: context rows), one more episode per task with z from q(z | that context).
+    Each posterior's context is every row seen (context_size None) or context_size rows resampled from them.
 
     Returns (worker index, [(task id, [return of episode k + 1 for each k], [its smallest distance]) + (the
     revealed episode's return, its smallest distance) with `revealed`], metrics).
@@ -300,7 +311,8 @@ def meta_test_on_runner(jobs: Mapping[int, Sequence[tuple[int, Task]]], runner, 
         returns: list[list[float]] = [[] for _ in range(n)]
         distances: list[list[float]] = [[] for _ in range(n)]
         for _ in range(context_episodes + 1):
-            module.set_latent(_latents(module, [np.concatenate(c) if c else None for c in seen], rng))
+            module.set_latent(_latents(module, [resampled(np.concatenate(c), context_size, rng) if c else None
+                                                for c in seen], rng))
             for i, episode in enumerate(_sample_round(runner, seed, index, next(calls), explore=False)):
                 seen[i].append(context_rows(episode_transitions(episode, ENV_REWARD), use_next_obs))
                 returns[i].append(float(episode.get_return()))
@@ -308,7 +320,8 @@ def meta_test_on_runner(jobs: Mapping[int, Sequence[tuple[int, Task]]], runner, 
         if revealed is None:
             out += [(chunk[i][0], returns[i], distances[i]) for i in range(len(chunk))]
             continue
-        module.set_latent(_latents(module, [revealed[chunk[i % len(chunk)][0]] for i in range(n)], rng))
+        module.set_latent(_latents(module, [resampled(revealed[chunk[i % len(chunk)][0]], context_size, rng)
+                                            for i in range(n)], rng))
         shown = _sample_round(runner, seed, index, next(calls), explore=False)
         out += [(chunk[i][0], returns[i], distances[i], float(shown[i].get_return()), _min_distance(shown[i]))
                 for i in range(len(chunk))]
@@ -352,6 +365,9 @@ class PEARLConfig(AlgorithmConfig):
             regularisers (PEARLSoftActorCritic's defaults 1e-3, 1e-3, 0).
         held_out_seed, held_out_tasks, context_episodes: the meta-test's tasks and the most context (k) it
             measures.
+        meta_test_context: "seen" (every transition of the context episodes, oyster's) or "resampled"
+            (context_batch_size transitions drawn with replacement from them, as collection and training draw
+            contexts: the same number of product-of-Gaussians factors the encoder trained with).
         and RLlib's lr (one Adam over all networks: oyster's four 3e-4 Adams do the same, each network's
         loss reaching only its own parameters), gamma, grad_clip and model_config (PEARLTorchRLModule:
         hidden_sizes, encoder_hidden_sizes, latent_dim, use_next_obs_in_context).
@@ -384,6 +400,7 @@ class PEARLConfig(AlgorithmConfig):
         self.held_out_seed = 0
         self.held_out_tasks = 20
         self.context_episodes = 2
+        self.meta_test_context = SEEN
         # RLlib fields with defaults that suit this algorithm.
         self.lr = 3e-4
         self.gamma = 0.9
@@ -398,7 +415,7 @@ class PEARLConfig(AlgorithmConfig):
                "extra_rl_posterior_episodes", "num_train_steps_per_iteration", "meta_batch_size", "rl_batch_size",
                "context_batch_size", "replay_capacity", "kl_lambda", "reward_scale", "tau", "critic_reward",
                "policy_mean_reg_weight", "policy_std_reg_weight", "policy_pre_activation_weight", "held_out_seed",
-               "held_out_tasks", "context_episodes")
+               "held_out_tasks", "context_episodes", "meta_test_context")
 
     def training(self, **kwargs) -> "PEARLConfig":
         own = {k: kwargs.pop(k) for k in list(kwargs) if k in self._FIELDS}
@@ -432,6 +449,7 @@ class PEARLConfig(AlgorithmConfig):
             check_info_key(self.env, self.env_config, self.critic_reward)
         if self.num_learners > 1:
             raise BadInput(f"num_learners={self.num_learners}: pearl runs one learner (0 or 1) for now")
+        check_choice("meta_test_context", self.meta_test_context, (SEEN, RESAMPLED))
         check_choice("normalize_actions", self.normalize_actions, (True,))
         check_records_tasks(self)
         super().validate()
@@ -603,7 +621,8 @@ class PEARL(Algorithm):
         cfg = self.config
         revealed = self.revealed_contexts()
         fn = functools.partial(meta_test_on_runner, context_episodes=cfg.context_episodes,
-                               use_next_obs=self._use_next_obs, revealed=revealed)
+                               use_next_obs=self._use_next_obs, revealed=revealed,
+                               context_size=cfg.context_batch_size if cfg.meta_test_context == RESAMPLED else None)
         rows = self._on_runners(fn, list(range(len(self.held_out))), self.held_out, HELD_OUT + SAMPLING, None)
         if not rows:
             return {}

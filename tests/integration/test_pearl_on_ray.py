@@ -117,6 +117,32 @@ def test_tasks_are_collected_on_their_env_runners_and_the_runners_act_with_the_l
         algo.stop()
 
 
+@pytest.mark.parametrize("mode, sizes", [("seen", [20, 40, 20]), ("resampled", [16, 16, 16])])
+def test_the_meta_tests_posterior_sees_every_context_row_or_a_resample_of_context_batch_size(local_ray, mode,
+                                                                                            sizes):
+    """context_episodes 2: episode 1 from the prior (no context), episodes 2 and 3 from q(z | 20 and 40 rows
+    seen), then the revealed episode from q(z | the oracle's 20 rows); "resampled" hands the encoder
+    context_batch_size (16) rows each time instead."""
+    envs.register_with_ray(SPARSE)
+    config = (PEARLConfig().environment(SPARSE).debugging(seed=3)
+              .training(**{**SMALL, "held_out_tasks": 1, "meta_test_context": mode})
+              .env_runners(num_env_runners=0, num_envs_per_env_runner=1))
+    algo = config.build_algo()
+    try:
+        module, seen = algo.env_runner.module, []
+        posterior = module.posterior
+
+        def spy(context):
+            seen.append(context.shape[1])
+            return posterior(context)
+
+        module.posterior = spy
+        metrics = algo.held_out_metrics()
+        assert seen == sizes and 0 <= metrics[GOAL_REACHED_K.format(2)] <= 1
+    finally:
+        algo.stop()
+
+
 @pytest.mark.parametrize("env, words", [("CartPole-v1", ("pearl", "CartPole-v1")),
                                         ("Pendulum-v1", ("pearl", "Pendulum-v1", "sample_tasks"))])
 def test_an_env_pearl_cannot_take_exits_2_with_one_line_naming_it(tmp_path, env, words):

@@ -7,7 +7,7 @@ import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 
 from rlfrontier.algorithms.pearl import PEARLConfig
-from rlfrontier.algorithms.pearl.pearl import TaskReplay, check_info_key, context_rows, episode_transitions
+from rlfrontier.algorithms.pearl.pearl import TaskReplay, check_info_key, context_rows, episode_transitions, resampled
 from rlfrontier.validation import BadInput
 
 
@@ -82,8 +82,20 @@ def test_critic_reward_must_be_a_key_of_the_step_info():
 
 @pytest.mark.parametrize("field, value", [("meta_batch_size", 0), ("context_episodes", 0), ("tau", 1.5),
                                           ("num_tasks_sample", 81), ("reward_scale", 0.0), ("kl_lambda", -1.0),
-                                          ("policy_pre_activation_weight", -0.1)])
+                                          ("policy_pre_activation_weight", -0.1),
+                                          ("meta_test_context", "all")])
 def test_out_of_range_fields_name_themselves(field, value):
     config = PEARLConfig().environment("rlfrontier/PointNav-v0").training(**{field: value})
     with pytest.raises((BadInput, ValueError), match=field):
         config.validate()
+
+
+def test_resampled_contexts_draw_their_size_with_replacement_and_none_keeps_every_row():
+    rows = np.arange(20, dtype=np.float32).reshape(10, 2)
+    assert resampled(rows, None, np.random.default_rng(0)) is rows
+    out = resampled(rows, 512, np.random.default_rng(0))
+    assert out.shape == (512, 2)
+    # Every drawn row is one of the context's, whole; with 512 draws of 10 every row turns up.
+    assert {tuple(r) for r in out} == {tuple(r) for r in rows}
+    few = resampled(rows, 4, np.random.default_rng(1))
+    assert few.shape == (4, 2) and all(tuple(r) in {tuple(x) for x in rows} for r in few)
