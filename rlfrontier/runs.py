@@ -319,19 +319,6 @@ def run(
     return summary
 
 
-def metric_value(metrics: dict[str, Any], key: str) -> Any:
-    """A result's value of `key`, flat ("eval_return_mean") or nested as Tune flattens it
-    ("metrics/expected_value_difference": the evaluation hook's numbers); None when absent."""
-    if key in metrics:
-        return metrics[key]
-    value: Any = metrics
-    for part in key.split("/"):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def _trial_summary(result, *, spec: RunSpec, prepared: Prepared, tracker: tracking.MLflowTracking) -> dict[str, Any]:
     """One trial: its figures, checkpoints, config, seed, MLflow run and error (None: none)."""
     m = result.metrics or {}
@@ -346,7 +333,7 @@ def _trial_summary(result, *, spec: RunSpec, prepared: Prepared, tracker: tracki
     return {
         "trial_id": m.get("trial_id"),
         "status": "ERROR" if result.error else "TERMINATED",
-        spec.metric: metric_value(m, spec.metric),
+        spec.metric: T.metric_value(m, spec.metric),
         "seed": config.get("seed", prepared.seed),
         "env_steps": m.get(T.ENV_STEPS),
         "iterations": m.get(T.ITERATIONS),

@@ -169,14 +169,22 @@ def is_new_best(evaluated: float | None, best: float | None, mode: str = "max") 
     return evaluated < best if mode == "min" else evaluated > best
 
 
-def rank_value(result: dict[str, Any], metric: str) -> float | None:
-    """`metric` (a top-level key, or a nested one written with "/" as Tune flattens it, e.g.
-    "metrics/expert_return_ratio") in `result`; None where absent, NaN or not a number."""
-    value: Any = result
-    for part in metric.split("/"):
+def metric_value(metrics: dict[str, Any], key: str) -> Any:
+    """A result's value of `key`, flat ("eval_return_mean") or nested as Tune flattens it
+    ("metrics/expected_value_difference": the evaluation hook's numbers); None when absent."""
+    if key in metrics:
+        return metrics[key]
+    value: Any = metrics
+    for part in key.split("/"):
         if not isinstance(value, dict) or part not in value:
             return None
         value = value[part]
+    return value
+
+
+def rank_value(result: dict[str, Any], metric: str) -> float | None:
+    """`metric` in `result` (metric_value) as a number; None where absent, NaN or not a number."""
+    value = metric_value(result, metric)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or _unknown(value):
         return None
     return float(value)

@@ -146,7 +146,7 @@ def mlflow_history(run_id: str, keys: Sequence[str], *, tracking_uri: str | None
 def tune_history(path: Path, keys: Sequence[str]) -> dict[str, dict[int, float]]:
     """The same history from Tune's result.json (one result a line; a key "a/b" reaches into result["a"]["b"],
     as MLflow's metric names flatten them), by env steps."""
-    from rlfrontier.runs import metric_value
+    from rlfrontier.trainable import metric_value
 
     out: dict[str, dict[int, float]] = {key: {} for key in (ITERATIONS, WALL_S, *keys)}
     for line in Path(path).read_text().splitlines():

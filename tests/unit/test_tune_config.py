@@ -150,7 +150,7 @@ def test_a_dotted_key_searches_inside_a_mapping_setting(tmp_path):
 def test_a_trials_metric_is_read_flat_or_nested_as_tune_flattens_it():
     """Regression: a search ranked by an evaluation hook's number (`metric: metrics/expected_value_difference`)
     printed '-' for every trial and `best ... = None`: the summary looked the flattened key up in the nested result."""
-    from rlfrontier.runs import metric_value
+    from rlfrontier.trainable import metric_value
 
     result = {"eval_return_mean": 3.5, "metrics": {"expected_value_difference": 0.25, "nested": {"x": 1}}}
     assert metric_value(result, "eval_return_mean") == 3.5
