@@ -386,9 +386,14 @@ class GAIL(Adversarial):
 
 
 class AIRLConfig(AdversarialConfig):
-    """AIRL: D = exp(f) / (exp(f) + pi), the policy's reward f - log pi.
+    """AIRL: D = exp(f) / (exp(f) + pi), the policy's reward f - entropy_weight * log pi.
 
-    Field state_only: g(s), the paper's disentangled reward (default), or g(s, a).
+    Fields:
+        state_only: g(s), the paper's disentangled reward (default), or g(s, a).
+        entropy_weight: the weight of -log pi in the policy's reward: 1 (default) is the paper's
+            log D - log(1 - D); 0 is f alone (the `imitation` library's AIRL). With Box actions that the
+            env clips, -log pi rewards a wider Gaussian without bound (README, inverse RL: on Pendulum the
+            policy's entropy rose from 2 to 10 nats and the return collapsed).
     """
 
     discriminator_class = disc.AIRLDiscriminator
@@ -396,18 +401,24 @@ class AIRLConfig(AdversarialConfig):
     def __init__(self, algo_class=None):
         super().__init__(algo_class=algo_class or AIRL)
         self.state_only = True
+        self.entropy_weight = 1.0
 
-    def training(self, *, state_only: bool = NotProvided, **kwargs) -> "AIRLConfig":
+    def training(self, *, state_only: bool = NotProvided, entropy_weight: float = NotProvided,
+                 **kwargs) -> "AIRLConfig":
         if state_only is not NotProvided:
             self.state_only = state_only
+        if entropy_weight is not NotProvided:
+            self.entropy_weight = entropy_weight
         return super().training(**kwargs)
 
     def validate(self) -> None:
         check_choice("state_only", self.state_only, (True, False))
+        check_range("entropy_weight", self.entropy_weight, 0.0, None)
         super().validate()
 
     def discriminator_model_config(self) -> dict[str, Any]:
-        return {**super().discriminator_model_config(), disc.STATE_ONLY: self.state_only}
+        return {**super().discriminator_model_config(), disc.STATE_ONLY: self.state_only,
+                disc.ENTROPY_WEIGHT: float(self.entropy_weight)}
 
 
 class AIRL(Adversarial):

@@ -50,12 +50,14 @@ def airl_logits(*, f: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
     return f - log_pi
 
 
-def airl_reward(*, f: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
-    """AIRL's policy reward log D - log(1 - D) = f - log pi(a|s), [B] (Fu et al. 2018, section 4).
+def airl_reward(*, f: torch.Tensor, log_pi: torch.Tensor, entropy_weight: float = 1.0) -> torch.Tensor:
+    """AIRL's policy reward f - entropy_weight * log pi(a|s), [B].
 
-    An entropy-regularised reward: f plus the policy's own -log pi.
+    With entropy_weight 1 it is log D - log(1 - D) (Fu et al. 2018, section 4): an entropy-regularised
+    reward, f plus the policy's own -log pi. 0 hands the policy f alone (the `imitation` library's AIRL,
+    which leaves the entropy to the RL algorithm's own bonus).
     """
-    return airl_logits(f=f, log_pi=log_pi)
+    return f - entropy_weight * log_pi
 
 
 def discriminator_loss(*, logits_expert: torch.Tensor, logits_policy: torch.Tensor) -> torch.Tensor:

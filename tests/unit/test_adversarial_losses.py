@@ -42,6 +42,10 @@ def test_airl_logit_is_f_minus_log_pi_and_gives_d_of_the_paper():
     d = torch.exp(f) / (torch.exp(f) + pi)
     torch.testing.assert_close(torch.sigmoid(logits), d)
     torch.testing.assert_close(losses.airl_reward(f=f, log_pi=torch.log(pi)), torch.log(d) - torch.log(1 - d))
+    # entropy_weight scales the -log pi term only: 0 is f alone, 0.5 half of the entropy bonus.
+    torch.testing.assert_close(losses.airl_reward(f=f, log_pi=torch.log(pi), entropy_weight=0.0), f)
+    torch.testing.assert_close(losses.airl_reward(f=f, log_pi=torch.log(pi), entropy_weight=0.5),
+                               f - 0.5 * torch.log(pi))
 
 
 def test_airl_f_adds_the_discounted_potential_difference_and_drops_it_after_a_terminal_step():
@@ -174,6 +178,13 @@ def test_airl_g_is_state_only_by_default_and_uses_the_config_gamma():
     assert with_actions.g[0].in_features == 3 + 2
     with pytest.raises(ValueError, match="log-probabilities"):
         module.policy_reward(obs=obs, actions=torch.zeros(4), next_obs=next_obs, terminateds=done)
+    log_pi = torch.tensor([-1.0, 0.5, -2.0, 0.0])
+    torch.testing.assert_close(module.policy_reward(obs=obs, actions=torch.zeros(4), next_obs=next_obs,
+                                                    terminateds=done, log_pi=log_pi), f - log_pi)
+    f_only = _module(disc.AIRLDiscriminator, gamma=0.9, hidden_sizes=[8], entropy_weight=0.0)
+    f_only.load_state_dict(module.state_dict())
+    torch.testing.assert_close(f_only.policy_reward(obs=obs, actions=torch.zeros(4), next_obs=next_obs,
+                                                    terminateds=done, log_pi=log_pi), f)
 
 
 # Pairing and config -----------------------------------------------------------------------------
@@ -202,6 +213,8 @@ def test_defaults_validate_and_the_discriminator_is_learner_only():
         assert spec.learner_only and spec.module_class is cls.discriminator_class
         assert spec.model_config[disc.GAMMA] == config.gamma and spec.model_config[disc.LR] == config.disc_lr
     assert _config(AIRLConfig, state_only=False).discriminator_model_config()[disc.STATE_ONLY] is False
+    assert _config(AIRLConfig).discriminator_model_config()[disc.ENTROPY_WEIGHT] == 1.0
+    assert _config(AIRLConfig, entropy_weight=0).discriminator_model_config()[disc.ENTROPY_WEIGHT] == 0.0
 
 
 @pytest.mark.parametrize("field, value, needle", [
@@ -220,6 +233,8 @@ def test_bad_values_name_the_field(field, value, needle):
 def test_airl_state_only_must_be_a_boolean_and_demos_are_needed():
     with pytest.raises(BadInput, match="state_only='yes'"):
         _config(AIRLConfig, state_only="yes").validate()
+    with pytest.raises(BadInput, match="entropy_weight=-1"):
+        _config(AIRLConfig, entropy_weight=-1.0).validate()
     with pytest.raises(BadInput, match=r"gail needs demonstrations \(--demos DIR\)"):
         GAILConfig().environment("CartPole-v1").validate()
 

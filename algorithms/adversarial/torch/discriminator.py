@@ -57,10 +57,11 @@ HIDDEN_SIZES = "hidden_sizes"
 LR = "lr"
 GAMMA = "gamma"
 STATE_ONLY = "state_only"
+ENTROPY_WEIGHT = "entropy_weight"
 NORMALIZE_OBS = "normalize_obs"
 # The run's normalize_actions: recorded for a run that reuses the learned reward (learned_reward), not a setting.
 NORMALIZE_ACTIONS = "normalize_actions"
-DEFAULTS = {HIDDEN_SIZES: [32, 32], LR: 1e-3, GAMMA: 0.99, STATE_ONLY: True, NORMALIZE_OBS: True}
+DEFAULTS = {HIDDEN_SIZES: [32, 32], LR: 1e-3, GAMMA: 0.99, STATE_ONLY: True, ENTROPY_WEIGHT: 1.0, NORMALIZE_OBS: True}
 
 
 class RunningNorm(nn.Module):
@@ -210,6 +211,7 @@ class AIRLDiscriminator(Discriminator):
 
     def build_networks(self) -> None:
         self.state_only = bool(self.settings[STATE_ONLY])
+        self.entropy_weight = float(self.settings[ENTROPY_WEIGHT])
         self.gamma = float(self.settings[GAMMA])
         self.g = mlp([self.obs_dim + (0 if self.state_only else self.action_dim), *self.hidden_sizes, 1])
         self.h = mlp([self.obs_dim, *self.hidden_sizes, 1])
@@ -240,4 +242,4 @@ class AIRLDiscriminator(Discriminator):
         if log_pi is None:
             raise ValueError("AIRL's reward f - log pi needs the policy's log-probabilities of the actions")
         f = self.f(obs=obs, actions=actions, next_obs=next_obs, terminateds=terminateds)
-        return losses.airl_reward(f=f, log_pi=log_pi)
+        return losses.airl_reward(f=f, log_pi=log_pi, entropy_weight=self.entropy_weight)
