@@ -69,7 +69,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
-from rlfrontier import modules, replay, seeding
+from rlfrontier import demos, modules, replay, seeding
 from rlfrontier.algorithms.adversarial.torch import discriminator as disc
 from rlfrontier.ppo_bonus import sample_episodes, set_step_column
 from rlfrontier.rewards import RewardTransformConnector, episode_columns
@@ -117,8 +117,6 @@ def policy_transitions(episodes: list, action_space=None, *, normalize_actions: 
         })
     columns = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if action_space is not None:
-        from rlfrontier import demos
-
         columns[Columns.ACTIONS] = demos.received_module_actions(columns[Columns.ACTIONS], action_space,
                                                                  normalize_actions=normalize_actions)
     return columns
@@ -132,8 +130,6 @@ def expert_transitions(path, action_space=None, *, normalize_actions: bool = Fal
     Box actions are put in the units of the policy's own (`demos.module_actions`): the discriminator
     compares them with the actions RLlib's episodes hold, [-1, 1] under `normalize_actions`.
     """
-    from rlfrontier import demos
-
     loaded = path if isinstance(path, demos.Demonstrations) else demos.load(path, where="--demos")
     rows = loaded.transitions()
     if not len(rows[demos.OBS]):
@@ -279,8 +275,6 @@ class Adversarial(PPO):
     the policy's update (the module docstring)."""
 
     def setup(self, config) -> None:
-        from rlfrontier import demos
-
         # The command line's check (rlfrontier.configure), also for a config built in Python: demonstrations
         # of another env, env_config or spaces are refused before any EnvRunner or Learner is built.
         recorded = demos.check_config(self.config.demos, self.config)
@@ -363,8 +357,6 @@ class Adversarial(PPO):
     def expert_return_ratio(self) -> dict[str, float]:
         """{EXPERT_RETURN_RATIO: the last evaluation's return mean against the demonstrations' return mean,
         rlfrontier.demos.expert_return_ratio (their quotient where the expert's return is positive)}."""
-        from rlfrontier import demos
-
         value = self.metrics.peek((EVALUATION_RESULTS, ENV_RUNNER_RESULTS, EPISODE_RETURN_MEAN), default=np.nan)
         return {EXPERT_RETURN_RATIO: demos.expert_return_ratio(value, self._expert_return_mean)}
 

@@ -211,7 +211,6 @@ def pyplot():
     return plt
 
 
-
 def save_plot(fig, ax, path: Path) -> None:
     """The end of a one-axes plot: grid, legend, layout, `path` at 120 dpi, the figure closed."""
     ax.grid(alpha=0.3)
