@@ -149,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the env's settings instead of the checkpoint's (e.g. held-out physics); same spaces")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--explore", action="store_true", help="sample the exploration policy instead")
+    p.add_argument("--metrics", action="store_true",
+                   help="the algorithm's own evaluation instead of greedy episodes, as a run logs it (maml, pearl, "
+                        "rl2: the meta-test on held-out tasks; gail, airl: the expert-return ratio; maxent_irl, "
+                        "gcl: the reward's), in a local Ray")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], action="extend", metavar="K=V",
+                   help="with --metrics: AlgorithmConfig settings first (e.g. held_out_tasks=500 held_out_seed=1)")
     _add_common(p)
     return parser
 
@@ -402,6 +408,22 @@ def cmd_jobs(args) -> int:
 def cmd_evaluate(args) -> int:
     from rlfrontier import evaluation
 
+    overrides = spec.parse_assignments(args.overrides, flag="--set")
+    if args.metrics:
+        ignored = [flag for flag, given in (("--episodes", args.episodes != 10), ("--env", args.env),
+                                            ("--env-config", args.env_config), ("--seed", args.seed != 0),
+                                            ("--explore", args.explore)) if given]
+        if ignored:
+            raise BadInput(f"evaluate --metrics: {ignored[0]} is for greedy episodes; "
+                           "set the algorithm's own evaluation with --set (e.g. held_out_tasks=500)")
+        out = evaluation.algorithm_metrics(args.checkpoint, overrides=overrides)
+        for key, value in sorted(out["metrics"].items()):
+            print(f"{key} {value:.4g}")
+        if args.json:
+            emit_json(out)
+        return EXIT_OK
+    if overrides:
+        raise BadInput("evaluate --set: only with --metrics (greedy episodes take --env-config and --seed)")
     out = evaluation.evaluate(
         args.checkpoint, episodes=args.episodes, env=args.env, seed=args.seed, explore=args.explore,
         env_config=spec.parse_assignments(args.env_config, flag="--env-config") or None,

@@ -9,6 +9,15 @@ DQN's head picker draws one head per episode (`--explore`), a Boltzmann
 policy samples its action distribution, an inference run takes the
 deterministic action. A checkpoint is checked in seconds on any machine with
 the package.
+
+`evaluate --metrics` (`algorithm_metrics`) asks the algorithm instead: the
+checkpoint's algorithm is built again from its config in a local Ray, given
+the checkpoint's RLModule weights, and its registry evaluation hook runs, the
+numbers a run logs at each evaluation (the meta-test of maml, pearl and rl2 on
+held-out tasks, gail's and airl's expert-return ratio, maxent_irl's and gcl's
+reward metrics), with config settings changed first (`--set
+held_out_tasks=500 held_out_seed=1`: another, larger set of held-out tasks
+than the run chose its best checkpoint by).
 """
 
 from __future__ import annotations
@@ -183,6 +192,55 @@ def run_episodes(checkpoint: str | Path, *, episodes: int, env: str | None = Non
     finally:
         runner.stop()
     return done[:episodes], meta
+
+
+def algorithm_metrics(checkpoint: str | Path, *, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checkpoint's algorithm's own evaluation (its registry hook) on the checkpoint's weights.
+
+    The algorithm is rebuilt from the checkpoint's config with `overrides`
+    (AlgorithmConfig fields, as `train --set`) applied, one local learner on the
+    CPU and no remote EnvRunners unless `overrides` ask for them; only the
+    RLModule's weights are restored (not optimiser state, counters or replay),
+    so what the hook measures is the trained policy, sampled afresh. BadInput
+    when the algorithm has no hook or a setting is unknown or refused.
+    """
+    from rlfrontier import registry, session
+    from rlfrontier.configure import apply_overrides
+    from rlfrontier.spec import first_line
+
+    path, meta, _ = _checked(checkpoint)
+    spec = registry.get_algorithm(str(meta.get("algo")))
+    if spec.evaluation_hook is None:
+        with_hook = ", ".join(name for name, s in sorted(registry.ALGORITHMS.items()) if s.evaluation_hook)
+        raise BadInput(f"evaluate --metrics: {spec.name} has no evaluation of its own (those that do: {with_hook}); "
+                       "drop --metrics for greedy episodes")
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    # Through its state, onto a fresh config of its class: a field added since the checkpoint was written
+    # takes its default instead of being missing from the unpickled object.
+    config = AlgorithmConfig.from_state(checkpoint_config(path).get_state())
+    config.env_runners(num_env_runners=0)
+    config.learners(num_learners=0, num_gpus_per_learner=0)
+    config.evaluation(evaluation_interval=None)
+    apply_overrides(config, overrides or {}, source="evaluate --set")
+    try:
+        config.validate()
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"evaluate --set: {first_line(exc)}") from None
+    session.init_ray()
+    algo = config.build_algo()
+    try:
+        T.restore_weights(algo, path)
+        metrics = registry.evaluation_metrics(spec, algo)
+    finally:
+        algo.stop()
+    return {
+        "checkpoint": str(path),
+        "algo": spec.name,
+        "env": meta["env"],
+        "overrides": dict(overrides or {}),
+        "metrics": metrics,
+    }
 
 
 def evaluate(

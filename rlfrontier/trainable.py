@@ -203,8 +203,9 @@ def _resumed_best(meta: dict[str, Any], metric: str) -> float | None:
     return meta.get(BEST_EVAL_RETURN_MEAN) if metric == EVAL_RETURN_MEAN else None
 
 
-def _restore_weights_only(algo, checkpoint: Path) -> None:
-    """Fine-tuning: the RLModule's weights, not optimiser state, counters or buffers."""
+def restore_weights(algo, checkpoint: Path) -> None:
+    """The checkpoint's RLModule weights into `algo` and its EnvRunners, not optimiser state, counters or
+    buffers (fine-tuning, `evaluate --metrics`)."""
     algo.restore_from_path(checkpoint / MODULE_PATH, component=MODULE_PATH)
     algo.env_runner_group.sync_weights(
         from_worker_or_learner_group=algo.learner_group, inference_only=True
@@ -282,7 +283,7 @@ def train_loop(
                 best_rank = _resumed_best(resumed, ranked_by)
         elif restore:
             if restore_weights_only:
-                _restore_weights_only(algo, Path(restore))
+                restore_weights(algo, Path(restore))
             else:
                 algo.restore_from_path(restore)
 

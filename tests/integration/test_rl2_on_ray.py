@@ -66,6 +66,20 @@ def test_train_finishes_and_logs_the_held_out_regret_against_the_baselines(tmp_p
     out = last_json(played.stdout)
     assert out["algo"] == "rl2" and out["episode_len_mean"] == PULLS and len(out["returns"]) == 3
     assert all(0 <= r <= PULLS for r in out["returns"])
+    # The run's own meta-test again on the checkpoint, on other held-out tasks than the run's (evaluate --metrics).
+    proc = cli("evaluate", summary["checkpoint"], "--metrics", "--set", "held_out_tasks=6", "held_out_seed=7",
+               "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = last_json(proc.stdout)
+    assert again["algo"] == "rl2" and again["overrides"] == {"held_out_tasks": 6, "held_out_seed": 7}
+    metrics = again["metrics"]
+    assert 0 <= metrics[HELD_OUT_REGRET_MEAN] <= PULLS and 0 < metrics[THOMPSON_REGRET_MEAN]
+    assert metrics[REGRET_RATIO_VS_THOMPSON] == pytest.approx(metrics[HELD_OUT_REGRET_MEAN]
+                                                              / metrics[THOMPSON_REGRET_MEAN])
+    # Other tasks, other baselines' regret: the override reached the meta-test.
+    assert metrics[THOMPSON_REGRET_MEAN] != summary["metrics"][THOMPSON_REGRET_MEAN]
+    bad = cli("evaluate", summary["checkpoint"], "--metrics", "--set", "held_out_tasks=0", cwd=tmp_path)
+    assert bad.returncode == 2 and "held_out_tasks" in bad.stderr.strip().splitlines()[-1], bad.stderr
 
 
 def test_remote_env_runners_play_trials_and_the_held_out_runner_plays_every_task(local_ray):

@@ -126,6 +126,21 @@ def test_evaluate_plays_the_checkpoint_on_set_env_settings(trained):
     assert bad.returncode == 2 and "spaces differ" in bad.stderr.strip().splitlines()[-1]
 
 
+def test_evaluate_metrics_needs_an_algorithm_with_its_own_evaluation(trained):
+    cwd, summary, _ = trained
+    # soft_q's evaluation is the greedy return `evaluate` plays; it has no hook, and the error names those that do.
+    proc = cli("evaluate", summary["checkpoint"], "--metrics", cwd=cwd)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "soft_q has no evaluation of its own" in lines[0] and "pearl" in lines[0], lines[0]
+    # --set changes the algorithm's evaluation only; greedy episodes' flags do not mix with --metrics.
+    for args, needle in ((("--set", "held_out_tasks=5"), "only with --metrics"),
+                         (("--metrics", "--episodes", "3"), "--episodes")):
+        proc = cli("evaluate", summary["checkpoint"], *args, cwd=cwd)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+
+
 def test_restore_continues_the_run(trained):
     cwd, summary, _ = trained
     proc = cli(
