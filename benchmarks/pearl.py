@@ -34,6 +34,14 @@ revealed share and whether the bar held; per evaluation, k of n seeds at the
 bar; per run the first evaluation at the bar (the harness's "reached"), its
 wall clock and env steps. Runs on benchmarks/harness; see benchmarks/README.md.
 
+A run's meta-tests choose its best checkpoint, so the best meta-test of a run
+overstates what that checkpoint does on new goals. After each run its best
+checkpoint and its last are meta-tested again on --test-goals (500) other
+goals (held_out_seed --test-seed, 1), by `rlfrontier evaluate CHECKPOINT
+--metrics --set held_out_tasks=... held_out_seed=... context_episodes=...`,
+and the bar is judged there too. --resume adds these tests to kept runs that
+lack them (their checkpoints must still be where the runs wrote them).
+
     python benchmarks/pearl.py --seeds 3 --lock /tmp/ray.lock
     python benchmarks/pearl.py --seeds 1 --iters 2 --eval-interval 1 --held-out 4 --smoke --no-mlflow \\
         --tracking-uri sqlite:////tmp/pearl_smoke/runs.db --out /tmp/pearl_smoke
@@ -43,6 +51,7 @@ wall clock and env steps. Runs on benchmarks/harness; see benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
 import statistics
@@ -63,6 +72,11 @@ SETTINGS = {"critic_reward": "dense_reward", "context_batch_size": 512, "meta_ba
 LR = 0.001
 CONTEXT_EPISODES = 4
 HELD_OUT = 100
+# After each run: its best checkpoint (by the run's own metric on its HELD_OUT goals) and its last, meta-tested on
+# TEST_GOALS other goals (the stream of held_out_seed TEST_SEED; the runs' meta-tests use held_out_seed 0).
+TEST_GOALS = 500
+TEST_SEED = 1
+CHECKPOINTS = {"best": "best_checkpoint", "last": "checkpoint"}  # test name -> the run's JSON key of its path
 # --smoke: the whole path (subprocess, read-back, tables, plots) in a few minutes; measures nothing.
 SMOKE = {"num_train_steps_per_iteration": 10, "num_train_tasks": 10, "num_tasks_sample": 2, "initial_episodes": 1,
          "prior_episodes": 1, "posterior_episodes": 1}
@@ -193,6 +207,58 @@ def run_pearl(args: argparse.Namespace, seed: int, budget: int, rec: harness.Rec
                     f"bar {short_of(p['reached'], p['ideal'])}")
     if not points:
         raise RuntimeError(f"no meta-test in the run's results (MLflow run {out.get('mlflow_run_id')})")
+    if args.test_goals:
+        rec.extra["tests"] = checkpoint_tests(rec.extra, points, args)
+
+
+def test_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The --set of `evaluate --metrics` for the checkpoints' tests."""
+    return {"held_out_tasks": args.test_goals, "held_out_seed": args.test_seed,
+            "context_episodes": args.context_episodes}
+
+
+def checkpoint_tests(extra: Mapping[str, Any], points: Sequence[Mapping[str, Any]],
+                     args: argparse.Namespace) -> dict[str, Any]:
+    """The run's best and last checkpoints (paths in `extra`, as harness.cli.record keeps them) meta-tested
+    on --test-goals other goals: {"goals", "seed", "best": point, "last": point}, each point as meta_point's
+    plus the checkpoint's path and its iteration (the meta-test point of the same env steps), or
+    {"error": why} when the checkpoint is gone or its test failed."""
+    out: dict[str, Any] = {"goals": args.test_goals, "seed": args.test_seed}
+    by_steps = {p["env_steps"]: p["iteration"] for p in points}
+    for name, key in CHECKPOINTS.items():
+        path = extra.get(key)
+        if not path or not Path(path).is_dir():
+            out[name] = {"error": f"checkpoint {path!r} is gone"}
+            continue
+        try:
+            line, wall = harness.cli.evaluate_metrics(path, test_overrides(args), args)
+        except RuntimeError as exc:
+            out[name] = {"error": str(exc)}
+            continue
+        meta = json.loads((Path(path) / "rlfrontier.json").read_text())
+        row = {"env_steps": meta["env_steps"], "iteration": by_steps.get(meta["env_steps"]), "wall_s": wall,
+               **{key: line["metrics"].get(key.removeprefix(HOOK)) for key in keys(args.context_episodes).values()}}
+        point = meta_point({**row, "iteration": row["iteration"] or 0}, args.context_episodes)
+        if point is None:
+            out[name] = {"error": f"its meta-test lacks shares: {sorted(line['metrics'])}"}
+            continue
+        out[name] = {**point, "iteration": row["iteration"], "checkpoint": str(path), "test_wall_s": wall}
+        point_line = f"{name} checkpoint (iteration {row['iteration']})"
+        harness.log(f"{point_line} on {args.test_goals} other goals: reached k = 0..{args.context_episodes} "
+                    f"{shares(point['reached'])}, revealed {harness.fmt(point['revealed_reached'], 2)}, "
+                    f"bar {short_of(point['reached'], point['ideal'])} ({wall:.0f} s)")
+    return out
+
+
+def tested(args: argparse.Namespace, run: dict[str, Any]) -> str | None:
+    """plan.resumed: a kept run without this invocation's checkpoint tests gets them now (its checkpoints
+    are still where it wrote them); never sends the run back."""
+    extra = run.setdefault("extra", {})
+    have = extra.get("tests") or {}
+    if args.test_goals and (have.get("goals"), have.get("seed")) != (args.test_goals, args.test_seed):
+        harness.log(f"pearl seed {run['seed']}: testing the kept run's checkpoints")
+        extra["tests"] = checkpoint_tests(extra, run.get("points") or [], args)
+    return None
 
 
 # Flags and plan --------------------------------------------------------------------------------------------
@@ -212,6 +278,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"(default {CONTEXT_EPISODES})")
     p.add_argument("--held-out", type=harness.positive_int, default=HELD_OUT,
                    help=f"held-out goals a meta-test plays (held_out_tasks; default {HELD_OUT})")
+    p.add_argument("--test-goals", type=harness.non_negative_int, default=TEST_GOALS,
+                   help=f"after each run, its best and last checkpoints meta-tested on this many other goals "
+                        f"(held_out_seed --test-seed; 0: none; default {TEST_GOALS})")
+    p.add_argument("--test-seed", type=harness.positive_int, default=TEST_SEED,
+                   help=f"held_out_seed of those goals, not the runs' 0 (default {TEST_SEED})")
     p.add_argument("--smoke", action="store_true",
                    help="tiny runs (" + " ".join(f"{k}={v}" for k, v in SMOKE.items()) + ") to check the path "
                         "end to end; measures nothing")
@@ -235,12 +306,18 @@ def plan(args: argparse.Namespace) -> harness.Plan:
             "k": K_BAR,
             "min_share_of_ideal": MIN_SHARE_OF_IDEAL,
             "runs_experiment": args.runs_experiment,
+            "test_goals": args.test_goals,
+            "test_seed": args.test_seed,
             "command": shlex.join(["rlfrontier", "train", ALGO, *run_argv(
                 iters=args.iters, eval_interval=args.eval_interval, seed="SEED", settings=settings),
                 "--experiment", args.runs_experiment, "--json"]),
         },
         target=MIN_SHARE_OF_IDEAL,
         criterion=partial(holds, MIN_SHARE_OF_IDEAL),
+        # The tests come after a run and can be added to a kept one (tested), so a resumed benchmark may ask
+        # for others than the kept runs had.
+        resume_ignores=frozenset({"test_goals", "test_seed"}),
+        resumed=partial(tested, args),
     )
 
 
@@ -319,6 +396,44 @@ def verdict(runs: Sequence[Mapping[str, Any]], min_share: float) -> str:
             f"meta-test: {sum(all(holds(min_share, p) for p in run['points']) for run in runs)}/{len(runs)}.")
 
 
+def checkpoint_test(run: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """The run's test of its `name` checkpoint (a point), None when it has none or it failed."""
+    test = ((run.get("extra") or {}).get("tests") or {}).get(name)
+    return test if isinstance(test, Mapping) and "reached" in test else None
+
+
+def tests_verdict(runs: Sequence[Mapping[str, Any]], min_share: float) -> str | None:
+    """k of n seeds at the bar on the other goals, best and last checkpoints; None when no run was tested."""
+    tests = [(run.get("extra") or {}).get("tests") for run in runs]
+    done = [t for t in tests if t]
+    if not done:
+        return None
+    counts = "; ".join(f"{name} checkpoints {sum(holds(min_share, p) for p in points)}/{len(runs)}"
+                       for name in CHECKPOINTS
+                       for points in [[p for p in (checkpoint_test(run, name) for run in runs) if p is not None]])
+    return (f"On {done[0]['goals']} other held-out goals (held_out_seed {done[0]['seed']}, none of them the "
+            "runs' own), each run's best checkpoint (kept by the run's own metric, the meta-test's return after the "
+            f"most context, on the goals above) and its last, seeds at the bar: {counts}.")
+
+
+def tests_table(runs: Sequence[Mapping[str, Any]], min_share: float) -> str:
+    rows = []
+    for run in runs:
+        tests = (run.get("extra") or {}).get("tests") or {}
+        for name in CHECKPOINTS:
+            p = checkpoint_test(run, name)
+            if p is None:
+                why = (tests.get(name) or {}).get("error", "not tested")
+                rows.append([str(run["seed"]), name, "—", "—", "—", "—", "—", f"no test: {why}"])
+                continue
+            rows.append([str(run["seed"]), name, harness.fmt(p.get("iteration")), shares(p["reached"]),
+                         harness.fmt(p["ideal"][K_BAR], 3), harness.fmt(p.get("share_of_ideal"), 2),
+                         harness.fmt(p["revealed_reached"], 2), short_of(p["reached"], p["ideal"], min_share)])
+    headers = ["seed", "checkpoint", "iteration", "goals reached, k = 0, 1, ...", f"ideal at k = {K_BAR}",
+               f"k = {K_BAR} / ideal", "revealed context", "bar held"]
+    return harness.markdown_table(headers, rows, ["---:", "---", "---:", "---", "---:", "---:", "---:", "---"])
+
+
 def render(results: dict[str, Any]) -> str:
     settings, min_share = results["settings"], float(results["target"])
     runs = harness.finished_runs(results)
@@ -347,9 +462,16 @@ def render(results: dict[str, Any]) -> str:
         lines += ["**Smoke (--smoke): tiny runs to check the path end to end; these numbers measure nothing.**", ""]
     if runs:
         summaries = harness.summarize(results)
+        tested = tests_verdict(runs, min_share)
         lines += [
             verdict(runs, min_share),
             "",
+            *([tested, "", "## The best and last checkpoints on other held-out goals", "",
+               f"`rlfrontier evaluate CHECKPOINT --metrics --set held_out_tasks={settings.get('test_goals')} "
+               f"held_out_seed={settings.get('test_seed')} context_episodes={config_['context_episodes']}` after "
+               "each run (the README's evaluate --metrics): the same meta-test on goals the run never chose a "
+               "checkpoint by. Iteration: the run's meta-test at the checkpoint's env steps.", "",
+               tests_table(runs, min_share), ""] if tested else []),
             "## The bar, per run",
             "",
             "Reached: the first meta-test at the bar; env steps and training wall clock (the trial's, from the "

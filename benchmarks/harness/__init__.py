@@ -43,6 +43,7 @@ from .runner import (
     load_results,
     main,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     write_report,
@@ -53,7 +54,7 @@ __all__ = [
     "CONTENDER", "IMPLIED", "SETUP", "STEPS_PER_S", "Benchmark", "Column", "Contender", "Criterion", "ImpliedFailure",
     "LogLogFit", "Plan", "Recorder", "Stats", "Summary", "TrainingClock", "censored_stats", "cli", "closing_lines", "env_steps_per_s", "finished_runs", "fmt",
     "fmt_stats", "group_column", "implied_by_smaller", "implied_reason", "load_results", "log", "loglog_fit",
-    "machine_line", "main", "markdown_table", "non_negative_float", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves", "points_by_iteration", "pyplot",
+    "machine_line", "main", "markdown_table", "non_negative_float", "non_negative_int", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves", "points_by_iteration", "pyplot",
     "positive_float", "positive_int", "ratio_table", "ratios_vs", "save_plot", "standard_columns", "steps_to_target", "summarize", "summary_table",
     "to_target_columns", "wall_s_to_target", "write_report",
 ]

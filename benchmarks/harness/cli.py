@@ -90,7 +90,21 @@ def train_command(algo: str, argv: Sequence[str], args: argparse.Namespace) -> l
 
 def train(algo: str, argv: Sequence[str], args: argparse.Namespace) -> tuple[dict[str, Any], float]:
     """Runs `train_command` (under --lock): (its JSON line, the command's wall clock); raises on a non-zero exit."""
-    cmd = train_command(algo, argv, args)
+    return run_json(train_command(algo, argv, args), args)
+
+
+def evaluate_metrics(checkpoint: str | Path, overrides: Mapping[str, Any],
+                     args: argparse.Namespace) -> tuple[dict[str, Any], float]:
+    """`rlfrontier evaluate CHECKPOINT --metrics --set K=V... --json` (under --lock): the algorithm's own
+    evaluation of a checkpoint, (its JSON line, the command's wall clock)."""
+    cmd = [sys.executable, "-m", "rlfrontier", "evaluate", str(checkpoint), "--metrics",
+           "--set", *(f"{key}={value}" for key, value in overrides.items()), "--json"]
+    return run_json(cmd, args)
+
+
+def run_json(cmd: Sequence[str], args: argparse.Namespace) -> tuple[dict[str, Any], float]:
+    """Runs `cmd` (under --lock, stderr shown with --progress): (its last stdout line read as JSON, the
+    command's wall clock); raises on a non-zero exit, with the tail of its stderr."""
     tail: collections.deque[str] = collections.deque(maxlen=15)
     with held(args.lock):
         t0 = time.perf_counter()

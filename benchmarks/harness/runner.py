@@ -159,14 +159,22 @@ class Benchmark:
 # Flags ----------------------------------------------------------------------------------------------
 
 
-def positive_int(text: str) -> int:
+def _int(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _int(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return _int(text, 0)
 
 
 def _float(text: str) -> float:

@@ -259,7 +259,8 @@ def test_smoke_lowers_the_work_and_says_so_in_the_settings():
 
 @pytest.mark.parametrize("flags", [["--seeds", "0"], ["--iters", "-1"], ["--eval-interval", "x"],
                                    ["--eval-interval", "0"], ["--context-episodes", "1"],
-                                   ["--context-episodes", "two"], ["--held-out", "0"], ["--seeds", "2.5"]])
+                                   ["--context-episodes", "two"], ["--held-out", "0"], ["--seeds", "2.5"],
+                                   ["--test-goals", "-1"], ["--test-seed", "0"]])
 def test_bad_flags_exit_2_naming_the_flag(flags, capsys):
     with pytest.raises(SystemExit) as exc:
         harness.main(pearl.BENCHMARK, [*flags, "--no-mlflow", "--out", "/nonexistent/never-written"])
@@ -313,6 +314,58 @@ def test_report_counts_seeds_at_the_bar_per_meta_test(tmp_path):
     assert "| 2 | 10 | 100,000 | 395.0 | 430.0 | 12.0 | 250 | never |" in text
     assert "pearl seed 3 failed: RuntimeError: boom" in text
     assert f"]({pearl.PLOT_K2})" in text and f"]({pearl.PLOT_BY_K})" in text
+
+
+def test_the_checkpoint_tests_are_evaluate_metrics_on_other_goals(tmp_path, monkeypatch):
+    args = harness.runner.parser(pearl.BENCHMARK).parse_args(["--test-goals", "7", "--test-seed", "3"])
+    assert pearl.test_overrides(args) == {"held_out_tasks": 7, "held_out_seed": 3, "context_episodes": 4}
+    defaults = harness.runner.parser(pearl.BENCHMARK).parse_args([])
+    assert (defaults.test_goals, defaults.test_seed) == (500, 1)  # the runs' own meta-tests: held_out_seed 0
+    best = tmp_path / "best"
+    best.mkdir()
+    (best / "rlfrontier.json").write_text(json.dumps({"env_steps": 50_000}))
+    calls = []
+
+    def evaluate_metrics(path, overrides, _args):
+        calls.append((path, overrides))
+        row = row_at(0, [0.1, 0.2, 0.3, 0.3, 0.3])
+        return {"metrics": {key.removeprefix(pearl.HOOK): row[key] for key in KEYS.values()}}, 12.0
+
+    monkeypatch.setattr(cli, "evaluate_metrics", evaluate_metrics)
+    points = [pearl.meta_point(row_at(5, [0.0] * 5), 4), pearl.meta_point(row_at(10, [0.0] * 5), 4)]
+    extra = {"best_checkpoint": str(best), "checkpoint": str(tmp_path / "gone")}
+    tests = pearl.checkpoint_tests(extra, points, args)
+    # Only the checkpoint that exists is evaluated, with the other goals' settings.
+    assert calls == [(str(best), {"held_out_tasks": 7, "held_out_seed": 3, "context_episodes": 4})]
+    assert (tests["goals"], tests["seed"]) == (7, 3) and "gone" in tests["last"]["error"]
+    # The best checkpoint's iteration is the run's meta-test at its env steps (row_at(5, ...): 50,000).
+    assert tests["best"]["iteration"] == 5 and tests["best"]["reached"] == [0.1, 0.2, 0.3, 0.3, 0.3]
+    assert tests["best"]["checkpoint"] == str(best) and pearl.holds(0.7, tests["best"])
+    # A resumed run is tested once for these settings, and kept either way.
+    run = {"seed": 0, "points": points, "extra": dict(extra)}
+    assert pearl.tested(args, run) is None and len(calls) == 2 and run["extra"]["tests"]["goals"] == 7
+    assert pearl.tested(args, run) is None and len(calls) == 2
+    none = harness.runner.parser(pearl.BENCHMARK).parse_args(["--test-goals", "0"])
+    assert pearl.tested(none, {"seed": 1, "points": points, "extra": dict(extra)}) is None and len(calls) == 2
+
+
+def test_the_report_judges_the_bar_on_the_other_goals_too():
+    results = fake_results()
+    held = pearl.meta_point(row_at(5, [0.10, 0.20, 0.30, 0.30, 0.30]), 4)
+    below = pearl.meta_point(row_at(10, [0.10, 0.20, 0.25, 0.30, 0.30]), 4)
+    results["runs"][0]["extra"]["tests"] = {"goals": 500, "seed": 1, "best": {**held, "iteration": 5},
+                                            "last": {**below, "iteration": 10}}
+    results["runs"][1]["extra"]["tests"] = {"goals": 500, "seed": 1, "best": {**held, "iteration": 10},
+                                            "last": {"error": "checkpoint '/x' is gone"}}
+    text = pearl.render(results)
+    assert "On 500 other held-out goals (held_out_seed 1" in text
+    assert "seeds at the bar: best checkpoints 2/3; last checkpoints 0/3." in text
+    assert "| 0 | best | 5 | 0.10, 0.20, 0.30, 0.30, 0.30 | 0.376 | 0.80 | 0.92 | yes |" in text
+    assert "| 0 | last | 10 | 0.10, 0.20, 0.25, 0.30, 0.30 | 0.376 | 0.66 | 0.92 | no (below 0.7 x ideal) |" in text
+    assert "| 1 | last | — | — | — | — | — | no test: checkpoint '/x' is gone |" in text
+    assert "| 2 | best | — | — | — | — | — | no test: not tested |" in text
+    # Without any test the section is left out.
+    assert "other held-out goals" not in pearl.render(fake_results())
 
 
 def test_plots_are_written(tmp_path):
