@@ -213,8 +213,21 @@ def test_defaults_validate_and_the_discriminator_is_learner_only():
         assert spec.learner_only and spec.module_class is cls.discriminator_class
         assert spec.model_config[disc.GAMMA] == config.gamma and spec.model_config[disc.LR] == config.disc_lr
     assert _config(AIRLConfig, state_only=False).discriminator_model_config()[disc.STATE_ONLY] is False
-    assert _config(AIRLConfig).discriminator_model_config()[disc.ENTROPY_WEIGHT] == 1.0
+    # The default goes by the action space (disc.entropy_weight); a set weight passes through.
+    assert _config(AIRLConfig).discriminator_model_config()[disc.ENTROPY_WEIGHT] is None
     assert _config(AIRLConfig, entropy_weight=0).discriminator_model_config()[disc.ENTROPY_WEIGHT] == 0.0
+
+
+def test_airls_default_entropy_weight_is_the_papers_on_discrete_actions_and_f_alone_on_box():
+    box = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    assert disc.entropy_weight(None, ACTIONS) == 1.0 and disc.entropy_weight(None, box) == 0.0
+    assert disc.entropy_weight(0.5, ACTIONS) == 0.5 and disc.entropy_weight(1, box) == 1.0
+    assert _module(disc.AIRLDiscriminator).entropy_weight == 1.0  # DEFAULTS: None, Discrete(2)
+    on_box = disc.AIRLDiscriminator(observation_space=OBS_SPACE, action_space=box, model_config={})
+    assert on_box.entropy_weight == 0.0
+    with_weight = disc.AIRLDiscriminator(observation_space=OBS_SPACE, action_space=box,
+                                         model_config={disc.ENTROPY_WEIGHT: 1.0})
+    assert with_weight.entropy_weight == 1.0
 
 
 @pytest.mark.parametrize("field, value, needle", [

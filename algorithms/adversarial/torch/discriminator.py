@@ -61,7 +61,7 @@ ENTROPY_WEIGHT = "entropy_weight"
 NORMALIZE_OBS = "normalize_obs"
 # The run's normalize_actions: recorded for a run that reuses the learned reward (learned_reward), not a setting.
 NORMALIZE_ACTIONS = "normalize_actions"
-DEFAULTS = {HIDDEN_SIZES: [32, 32], LR: 1e-3, GAMMA: 0.99, STATE_ONLY: True, ENTROPY_WEIGHT: 1.0, NORMALIZE_OBS: True}
+DEFAULTS = {HIDDEN_SIZES: [32, 32], LR: 1e-3, GAMMA: 0.99, STATE_ONLY: True, ENTROPY_WEIGHT: None, NORMALIZE_OBS: True}
 
 
 class RunningNorm(nn.Module):
@@ -201,6 +201,15 @@ class GAILDiscriminator(Discriminator):
         return losses.gail_reward(logits_expert_is_high=logits)
 
 
+def entropy_weight(setting: float | None, action_space: gym.Space) -> float:
+    """AIRL's weight of -log pi in the policy's reward: the setting, or by default (None) 1 with Discrete
+    actions (the paper's log D - log(1 - D); a categorical's entropy is bounded) and 0 with Box actions (f
+    alone: a Gaussian's entropy is not, and where the env clips the action a wider Gaussian costs nothing)."""
+    if setting is not None:
+        return float(setting)
+    return 1.0 if isinstance(action_space, gym.spaces.Discrete) else 0.0
+
+
 class AIRLDiscriminator(Discriminator):
     """D = exp(f) / (exp(f) + pi(a|s)), f = g + gamma * (1 - done) * h(s') - h(s) (Fu et al. 2018).
 
@@ -211,7 +220,7 @@ class AIRLDiscriminator(Discriminator):
 
     def build_networks(self) -> None:
         self.state_only = bool(self.settings[STATE_ONLY])
-        self.entropy_weight = float(self.settings[ENTROPY_WEIGHT])
+        self.entropy_weight = entropy_weight(self.settings[ENTROPY_WEIGHT], self.action_space)
         self.gamma = float(self.settings[GAMMA])
         self.g = mlp([self.obs_dim + (0 if self.state_only else self.action_dim), *self.hidden_sizes, 1])
         self.h = mlp([self.obs_dim, *self.hidden_sizes, 1])
