@@ -90,8 +90,9 @@ class Plan:
             declares its contenders from easy to hard settings has the easier
             runs of a seed in `runs_so_far`.
         resume_ignores: settings keys that may differ when `--resume` continues an
-            earlier invocation (e.g. a temporary folder's path); every other
-            setting, the target, eval_every and the reference must be equal.
+            earlier invocation (e.g. a temporary folder's path), and "target" when
+            `resumed` judges kept runs by the new one; every other setting, the
+            target, eval_every and the reference must be equal.
         resumed: called with each finished run that `--resume` keeps, before any
             run; returns None to keep it, or why it must run again (e.g. a file
             a later contender needs is gone). Lets a script restore what its
@@ -288,7 +289,7 @@ def resume_mismatch(previous: Mapping[str, Any], results: Mapping[str, Any], pla
     if previous.get("benchmark") != results["benchmark"]:
         return f"it is benchmark {previous.get('benchmark')!r}, not {results['benchmark']!r}"
     for key in ("target", "eval_every", "reference"):
-        if not _same(previous.get(key), results.get(key)):
+        if key not in plan.resume_ignores and not _same(previous.get(key), results.get(key)):
             return f"its {key} was {previous.get(key)!r}, now {results.get(key)!r}"
     old, new = previous.get("settings") or {}, results["settings"]
     for key in sorted((set(old) | set(new)) - set(plan.resume_ignores)):

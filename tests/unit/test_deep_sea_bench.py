@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -145,12 +146,54 @@ def test_the_callback_goes_after_the_algorithms_own():
 # The criterion -----------------------------------------------------------------------------------------------------
 
 
-def test_solved_is_below_80_percent_bad_within_the_budget():
+def test_solved_is_below_90_percent_bad_within_the_budget():
+    """bsuite's find_solution(thresh=0.9) since its commit b26b429 (0.8 before)."""
+    assert deep_sea.BAD_THRESHOLD == 0.9
     solved = lambda **p: deep_sea.solved(p, budget_episodes=1000)  # noqa: E731
-    assert not solved(episodes=500, bad_episodes=400)  # exactly 0.8: not below
-    assert solved(episodes=500, bad_episodes=399)
+    assert not solved(episodes=500, bad_episodes=450)  # exactly 0.9: not below
+    assert solved(episodes=500, bad_episodes=449)
     assert not solved(episodes=1100, bad_episodes=0)  # beyond bsuite's episode budget
     assert not solved(episodes=0, bad_episodes=0)
+    assert not deep_sea.solved({"episodes": 500, "bad_episodes": 420}, budget_episodes=1000, threshold=0.8)
+
+
+def _kept(points: list[tuple[int, int]], *, reached: bool, target: float = 0.8) -> dict:
+    """A kept run of size 10 with (episodes, bad episodes) points, judged by `target` when it ran."""
+    pts = [{"env_steps": 10 * e, "wall_s": e / 100, "episodes": e, "bad_episodes": b} for e, b in points]
+    return {"contender": "x", "group": {"size": 10}, "seed": 0, "target": target, "reached": reached,
+            "steps_to_target": pts[-1]["env_steps"] if reached else None,
+            "wall_s_to_target": pts[-1]["wall_s"] if reached else None, "points": pts, "extra": {}}
+
+
+def test_resume_judges_kept_runs_by_the_current_threshold_from_their_points():
+    rejudge = partial(deep_sea.rejudged, 1000, 0.9)
+    # Solved by 0.8 at 300 episodes; below 0.9 already at 200: earlier, from the same points.
+    run = _kept([(100, 100), (200, 170), (300, 230)], reached=True)
+    assert rejudge(run) is None
+    assert (run["reached"], run["steps_to_target"], run["wall_s_to_target"], run["target"]) == (True, 2000, 2.0, 0.9)
+    # Never below 0.8 in its whole budget, below 0.9 at 1000: solved now.
+    run = _kept([(500, 490), (1000, 880)], reached=False)
+    assert rejudge(run) is None and run["reached"] and run["steps_to_target"] == 10_000
+    # Never below 0.9: still not solved.
+    run = _kept([(500, 490), (1000, 950)], reached=False)
+    assert rejudge(run) is None and not run["reached"] and run["steps_to_target"] is None
+    # Solved by a laxer threshold only: it stopped too early to tell, so it runs again, untouched.
+    run = _kept([(100, 100), (200, 170)], reached=True, target=0.9)
+    assert "0.9" in partial(deep_sea.rejudged, 1000, 0.8)(run) and run["target"] == 0.9
+    # An implied failure runs again: the plan implies it again or runs it.
+    implied = {**_kept([(100, 100)], reached=False), "points": [], "extra": {"implied": "not solved at N=10"}}
+    assert "implied" in rejudge(implied)
+
+
+def test_a_results_file_of_the_old_threshold_is_continued_not_refused():
+    plan = deep_sea.plan(parse())
+    fresh = {"benchmark": "deep_sea", "target": plan.target, "eval_every": None, "reference": plan.reference,
+             "settings": plan.settings}
+    old = {**fresh, "target": 0.8, "settings": {**plan.settings, "bad_threshold": 0.8,
+                                                 "criterion": "bsuite: ... < 0.8"}}
+    assert harness.runner.resume_mismatch(old, fresh, plan) is None
+    other = {**old, "settings": {**old["settings"], "budget_episodes": 5}}
+    assert "budget_episodes" in harness.runner.resume_mismatch(other, fresh, plan)
 
 
 def test_measure_reads_the_lifetime_counts_and_keeps_them_through_an_iteration_without_episodes():
@@ -200,7 +243,7 @@ def test_plan_defaults_follow_the_issue_and_sizes_go_up():
     plan = deep_sea.plan(parse("--sizes", "20", "10", "--contenders", "boot_dqn", "eps_dqn"))
     assert [(c.name, c.group["size"], c.budget) for c in plan.contenders] == [
         ("boot_dqn", 10, 10_000), ("eps_dqn", 10, 10_000), ("boot_dqn", 20, 10_000), ("eps_dqn", 20, 10_000)]
-    assert plan.implied_failure is not None and plan.target == 0.8
+    assert plan.implied_failure is not None and plan.target == 0.9
     assert deep_sea.plan(parse("--run-all-sizes")).implied_failure is None
 
 
