@@ -331,28 +331,46 @@ def episodes_per_iteration(s: harness.Summary) -> float | None:
     return statistics.median(rates) if rates else None
 
 
-def fits(summaries: Sequence[harness.Summary]) -> dict[str, harness.LogLogFit | None]:
-    """Per contender: log(median episodes to solve) on log(N), over the sizes whose median run solved."""
+def median_points(summaries: Sequence[harness.Summary]) -> dict[str, list[tuple[float, float]]]:
+    """Per contender: (N, median episodes to solve) over the sizes whose median run solved."""
     points: dict[str, list[tuple[float, float]]] = {}
     for s in summaries:
         median = episode_stats(s).median
         points.setdefault(s.contender, [])
         if median is not None:
             points[s.contender].append((float(s.group["size"]), median))
-    return {name: harness.loglog_fit([x for x, _ in pts], [y for _, y in pts]) for name, pts in points.items()}
+    return points
+
+
+def fits(summaries: Sequence[harness.Summary]) -> dict[str, harness.LogLogFit | None]:
+    """Per contender: log(median episodes to solve) on log(N), over the sizes whose median run solved."""
+    return {name: harness.loglog_fit([x for x, _ in pts], [y for _, y in pts])
+            for name, pts in median_points(summaries).items()}
+
+
+def exp_fits(summaries: Sequence[harness.Summary]) -> dict[str, harness.ExpFit | None]:
+    """Per contender: log(median episodes to solve) on N, the same points as `fits`."""
+    return {name: harness.exp_fit([x for x, _ in pts], [y for _, y in pts])
+            for name, pts in median_points(summaries).items()}
 
 
 def slope_table(summaries: Sequence[harness.Summary]) -> str:
     labels = {s.contender: s.label for s in summaries}
+    exps = exp_fits(summaries)
     rows = []
     for name, fit in fits(summaries).items():
         sizes = [s.group["size"] for s in summaries if s.contender == name and episode_stats(s).median is not None]
+        exp = exps[name]
         rows.append([labels[name], "—" if fit is None else f"{fit.slope:.2f}",
                      "—" if fit is None else f"{math.exp(fit.intercept):.3g}",
+                     "—" if fit is None or fit.points < 3 else f"{fit.r2:.2f}",
+                     "—" if exp is None else f"{exp.rate:.3f}",
+                     "—" if exp is None or exp.points < 3 else f"{exp.r2:.2f}",
                      f"{len(sizes)}" + (f" (N = {', '.join(map(str, sizes))})" if sizes else ""),
                      "" if fit else "fewer than 2 sizes solved by the median run: no fit"])
-    return harness.markdown_table(["contender", "slope", "episodes at N=1 (fit)", "points", ""], rows,
-                                  ["---", "---:", "---:", "---", "---"])
+    return harness.markdown_table(["contender", "slope", "episodes at N=1 (fit)", "R² (power)",
+                                   "exponential rate per N", "R² (exponential)", "points", ""], rows,
+                                  ["---", "---:", "---:", "---:", "---:", "---:", "---", "---"])
 
 
 def render(results: dict[str, Any]) -> str:
@@ -396,7 +414,9 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Scaling: least squares of log(episodes to solve) on log(N) per contender, over the sizes whose median "
         "run solved (one point per size: the median over seeds). Episodes ~ N^slope; dithering's 2^N has no "
-        "constant slope, it steepens with N:",
+        "constant slope, it steepens with N. Beside it the exponential through the same points, episodes ~ "
+        "e^(rate N) (dithering's rate: ln 2 = 0.693), and how much of log(episodes)' variance each explains "
+        "(R², from 3 points): with a few sizes the two can fit alike, and the rate says how far from 2^N.",
         "",
         slope_table(summaries),
     ]
@@ -416,7 +436,8 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     return harness.plot_by_group(
         results, summaries, path, key="size", value=episode_stats,
         xlabel="DeepSea size N", ylabel="episodes to solve (median, min–max)",
-        title="DeepSea: episodes until < 80% bad episodes (bsuite), log-log" if bsuite_results(results)
+        title=f"DeepSea: episodes until < {results['settings']['bad_threshold']:.0%} bad episodes (bsuite), log-log"
+        if bsuite_results(results)
         else "DeepSea: episodes until the greedy policy finds the treasure (log-log)",
         loglog=True, fits={k: v for k, v in fits(summaries).items() if v is not None})
 

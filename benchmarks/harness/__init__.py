@@ -48,12 +48,24 @@ from .runner import (
     positive_int,
     write_report,
 )
-from .stats import LogLogFit, Stats, Summary, censored_stats, implied_reason, loglog_fit, ratios_vs, summarize
+from .stats import (
+    ExpFit,
+    LogLogFit,
+    Stats,
+    Summary,
+    censored_stats,
+    exp_fit,
+    implied_reason,
+    loglog_fit,
+    ratios_vs,
+    summarize,
+)
 
 __all__ = [
-    "CONTENDER", "IMPLIED", "SETUP", "STEPS_PER_S", "Benchmark", "Column", "Contender", "Criterion", "ImpliedFailure",
+    "CONTENDER", "IMPLIED", "SETUP", "STEPS_PER_S", "Benchmark", "Column", "Contender", "Criterion", "ExpFit",
+    "ImpliedFailure",
     "LogLogFit", "Plan", "Recorder", "Stats", "Summary", "TrainingClock", "censored_stats", "cli", "closing_lines", "env_steps_per_s", "finished_runs", "fmt",
-    "fmt_stats", "group_column", "implied_by_smaller", "implied_reason", "load_results", "log", "loglog_fit",
+    "exp_fit", "fmt_stats", "group_column", "implied_by_smaller", "implied_reason", "load_results", "log", "loglog_fit",
     "machine_line", "main", "markdown_table", "non_negative_float", "non_negative_int", "notes", "per_run_lines", "plot_by_group", "plot_learning_curves", "points_by_iteration", "pyplot",
     "positive_float", "positive_int", "ratio_table", "ratios_vs", "save_plot", "standard_columns", "steps_to_target", "summarize", "summary_table",
     "to_target_columns", "wall_s_to_target", "write_report",

@@ -155,19 +155,48 @@ def ratios_vs(summaries: Sequence[Summary], reference: str) -> list[Ratio]:
 
 @dataclass(frozen=True)
 class LogLogFit:
-    """Least squares of log(y) on log(x): y ~ exp(intercept) * x ** slope, over `points` (x, y) pairs."""
+    """Least squares of log(y) on log(x): y ~ exp(intercept) * x ** slope, over `points` (x, y) pairs;
+    r2 the share of log(y)'s variance the line explains (1 through two points)."""
 
     slope: float
     intercept: float
     points: int
+    r2: float = math.nan
+
+
+@dataclass(frozen=True)
+class ExpFit:
+    """Least squares of log(y) on x: y ~ exp(intercept + rate * x) (rate ln 2 = 0.693 for 2^x); r2 as
+    LogLogFit's."""
+
+    rate: float
+    intercept: float
+    points: int
+    r2: float = math.nan
+
+
+def _least_squares(pairs: Sequence[tuple[float, float]]) -> tuple[float, float, float] | None:
+    """(slope, intercept, r2) of the line through (u, v) pairs; None with fewer than two distinct u."""
+    if len({u for u, _ in pairs}) < 2:
+        return None
+    mu = statistics.fmean(u for u, _ in pairs)
+    mv = statistics.fmean(v for _, v in pairs)
+    slope = sum((u - mu) * (v - mv) for u, v in pairs) / sum((u - mu) ** 2 for u, _ in pairs)
+    intercept = mv - slope * mu
+    total = sum((v - mv) ** 2 for _, v in pairs)
+    residual = sum((v - intercept - slope * u) ** 2 for u, v in pairs)
+    return slope, intercept, 1.0 - residual / total if total > 0 else 1.0
 
 
 def loglog_fit(xs: Sequence[float], ys: Sequence[float]) -> LogLogFit | None:
     """The power law through positive (x, y) pairs; None with fewer than two distinct x."""
     pairs = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
-    if len({lx for lx, _ in pairs}) < 2:
-        return None
-    mx = statistics.fmean(lx for lx, _ in pairs)
-    my = statistics.fmean(ly for _, ly in pairs)
-    slope = sum((lx - mx) * (ly - my) for lx, ly in pairs) / sum((lx - mx) ** 2 for lx, _ in pairs)
-    return LogLogFit(slope=slope, intercept=my - slope * mx, points=len(pairs))
+    fit = _least_squares(pairs)
+    return None if fit is None else LogLogFit(slope=fit[0], intercept=fit[1], points=len(pairs), r2=fit[2])
+
+
+def exp_fit(xs: Sequence[float], ys: Sequence[float]) -> ExpFit | None:
+    """The exponential through (x, y) pairs with y > 0; None with fewer than two distinct x."""
+    pairs = [(float(x), math.log(y)) for x, y in zip(xs, ys) if y > 0]
+    fit = _least_squares(pairs)
+    return None if fit is None else ExpFit(rate=fit[0], intercept=fit[1], points=len(pairs), r2=fit[2])

@@ -403,6 +403,22 @@ def test_loglog_fit_recovers_a_power_law():
     assert fit.slope == pytest.approx(2.5) and fit.intercept == pytest.approx(math.log(3)) and fit.points == 3
     assert harness.loglog_fit([10], [100]) is None
     assert harness.loglog_fit([10, 10], [100, 200]) is None  # one size twice: no slope
+    assert fit.r2 == pytest.approx(1.0)
+
+
+def test_exp_fit_recovers_an_exponential_and_r2_tells_the_two_apart():
+    xs = [10, 20, 30, 40]
+    doubling = [5 * 2.0 ** x for x in xs]
+    fit = harness.exp_fit(xs, doubling)
+    assert fit.rate == pytest.approx(math.log(2)) and fit.intercept == pytest.approx(math.log(5))
+    assert fit.points == 4 and fit.r2 == pytest.approx(1.0)
+    # A power law is a curve in log(y) against x: the exponential explains less of it than the power law does.
+    power = [3 * x ** 2 for x in xs]
+    assert harness.exp_fit(xs, power).r2 < harness.loglog_fit(xs, power).r2 == pytest.approx(1.0)
+    # r2 by hand: log(y) = 0, 1, 0 at x = 0, 1, 2 has a flat line (slope 0) explaining none of it.
+    flat = harness.exp_fit([0, 1, 2], [1.0, math.e, 1.0])
+    assert flat.rate == pytest.approx(0.0, abs=1e-12) and flat.r2 == pytest.approx(0.0, abs=1e-12)
+    assert harness.exp_fit([3], [7]) is None
 
 
 def resumable_benchmark(calls: list, *, env: str = "Scripted-v0", interrupt_at: tuple | None = None,

@@ -292,8 +292,11 @@ def test_render_tables_per_run_lines_and_slopes(tmp_path):
     expected = np.polyfit(np.log([4, 8, 16]), np.log([100, 300, 900]), 1)[0]
     assert fit["boot_dqn"].slope == pytest.approx(expected) and fit["boot_dqn"].points == 3
     assert fit["eps_dqn"] is None  # its median run solved no size (200 and never at N=4: median never)
-    assert f"| boot_dqn | {expected:.2f} |" in md
-    assert "| eps_dqn | — | — | 0 | fewer than 2 sizes solved by the median run: no fit |" in md
+    rate = np.polyfit([4, 8, 16], np.log([100, 300, 900]), 1)[0]
+    assert deep_sea.exp_fits(harness.summarize(results))["boot_dqn"].rate == pytest.approx(rate)
+    power_r2 = fit["boot_dqn"].r2
+    assert f"| boot_dqn | {expected:.2f} | " in md and f" | {power_r2:.2f} | {rate:.3f} | " in md
+    assert "| eps_dqn | — | — | — | — | — | 0 | fewer than 2 sizes solved by the median run: no fit |" in md
     assert deep_sea.plot(results, tmp_path / "plot.png") and (tmp_path / "plot.png").stat().st_size > 0
 
 
