@@ -170,6 +170,9 @@ class RayHead:
             [str(BIN / "ray"), "start", "--head", "--block", f"--port={self.port}",
              "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=true",
              "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
+             # Its own job agent port: the default (52365) may be held by another Ray's agent on this
+             # machine, and then every submission answers "No available agent".
+             f"--dashboard-agent-listen-port={free_port()}",
              "--disable-usage-stats"],
             stdout=self.log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True,
             cwd=self.root,  # job drivers start here, not in the test's checkout
