@@ -51,7 +51,6 @@ lack them (their checkpoints must still be where the runs wrote them).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 import statistics
@@ -62,7 +61,7 @@ from typing import Any, Mapping, Sequence
 
 import harness
 
-from rlfrontier import meta_test
+from rlfrontier import meta_test, trainable
 
 ALGO = "pearl"
 ENV = "rlfrontier/SparsePointNav-v0"
@@ -235,7 +234,7 @@ def checkpoint_tests(extra: Mapping[str, Any], points: Sequence[Mapping[str, Any
         except RuntimeError as exc:
             out[name] = {"error": str(exc)}
             continue
-        meta = json.loads((Path(path) / "rlfrontier.json").read_text())
+        meta = trainable.read_meta(path)
         row = {"env_steps": meta["env_steps"], "iteration": by_steps.get(meta["env_steps"]), "wall_s": wall,
                **{key: line["metrics"].get(key.removeprefix(HOOK)) for key in keys(args.context_episodes).values()}}
         point = meta_point({**row, "iteration": row["iteration"] or 0}, args.context_episodes)
