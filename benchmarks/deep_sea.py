@@ -265,7 +265,11 @@ def run_deep_sea(contender: str, size: int, seed: int, budget: int, rec: harness
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", type=harness.positive_int, nargs="+", default=list(SIZES),
                    help="DeepSea sizes N (run in increasing order within each seed)")
-    p.add_argument("--seeds", type=harness.positive_int, default=3, help="seeds per contender and size: 0..N-1")
+    p.add_argument("--seeds", type=harness.positive_int, default=3,
+                   help="seeds per contender and size: FIRST..FIRST+N-1 (FIRST: --first-seed)")
+    p.add_argument("--first-seed", type=harness.non_negative_int, default=0,
+                   help="the first seed (default 0): more seeds of a size go in their own --out folder, "
+                        "pooled by deep_sea_scaling.py")
     p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     p.add_argument("--episodes", type=harness.positive_int, default=NUM_EPISODES,
                    help=f"budget per run in episodes (= this x N env steps; bsuite: {NUM_EPISODES:,})")
@@ -282,7 +286,7 @@ def plan(args: argparse.Namespace) -> harness.Plan:
     ]
     return harness.Plan(
         contenders=contenders,
-        seeds=range(args.seeds),
+        seeds=range(args.first_seed, args.first_seed + args.seeds),
         settings={
             "env": ENV_ID, "sizes": sizes, "budget_episodes": args.episodes, "bad_threshold": BAD_THRESHOLD,
             "criterion": f"bsuite: first iteration with bad training episodes / episodes < {BAD_THRESHOLD}",
@@ -416,7 +420,7 @@ def render(results: dict[str, Any]) -> str:
         "run solved (one point per size: the median over seeds). Episodes ~ N^slope; dithering's 2^N has no "
         "constant slope, it steepens with N. Beside it the exponential through the same points, episodes ~ "
         "e^(rate N) (dithering's rate: ln 2 = 0.693), and how much of log(episodes)' variance each explains "
-        "(R², from 3 points): with a few sizes the two can fit alike, and the rate says how far from 2^N.",
+        "(R², given from 3 points on): with a few sizes the two can fit alike, and the rate says how far from 2^N.",
         "",
         slope_table(summaries),
     ]

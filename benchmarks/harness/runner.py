@@ -15,10 +15,12 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Mapping, Sequence
@@ -370,6 +372,29 @@ def run_one(contender: Contender, seed: int, plan: Plan) -> dict[str, Any]:
     return run
 
 
+@contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (`kill PID`) stops the benchmark as Ctrl-C does: what has finished is written.
+
+    A benchmark started with `&` from a script (a shell without job
+    control) ignores SIGINT, so Ctrl-C's path was out of reach and `kill`
+    left results.json "running". Main thread only (signal handlers can be
+    set nowhere else); the previous handler is put back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_plan(plan: Plan, results: dict[str, Any], out: Path) -> dict[str, Any]:
     """Runs every available contender on every seed, one at a time; results.json after each run."""
     json_path = out / RESULTS_JSON
@@ -377,7 +402,9 @@ def run_plan(plan: Plan, results: dict[str, Any], out: Path) -> dict[str, Any]:
     write_json(json_path, results)
     session = plan.session(contenders, results) if plan.session and contenders else nullcontext()
     try:
-        with session:
+        # Outside the session too: ray.init's own SIGTERM handler (sys.exit) holds from its start to the
+        # end of ray.shutdown, and a SystemExit would leave results.json "running".
+        with terminate_as_interrupt(), session, terminate_as_interrupt():
             if plan.warmup and contenders:
                 log(f"warm-up (untimed): {', '.join(dict.fromkeys(c.name for c in contenders))}")
                 t0 = time.perf_counter()

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import sys
+import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -422,13 +426,18 @@ def test_exp_fit_recovers_an_exponential_and_r2_tells_the_two_apart():
 
 
 def resumable_benchmark(calls: list, *, env: str = "Scripted-v0", interrupt_at: tuple | None = None,
-                        fail_once: set | None = None, resumed=None) -> harness.Benchmark:
+                        fail_once: set | None = None, resumed=None, terminate_at: tuple | None = None
+                        ) -> harness.Benchmark:
     """Two contenders; each run appends (name, seed) to `calls`. interrupt_at=(name, seed): that run is
-    interrupted (Ctrl-C); fail_once: those (name, seed) raise the first time."""
+    interrupted (Ctrl-C); terminate_at: that run's process gets SIGTERM; fail_once: those (name, seed)
+    raise the first time."""
     def run(name, curve, seed, budget, rec):
         calls.append((name, seed))
         if (name, seed) == interrupt_at:
             raise KeyboardInterrupt
+        if (name, seed) == terminate_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at once; a test that waits here has failed
         if fail_once is not None and (name, seed) in fail_once:
             fail_once.discard((name, seed))
             raise RuntimeError("learner died")
@@ -465,6 +474,40 @@ def test_resume_goes_on_from_an_interrupted_invocation_without_running_a_finishe
     assert [e["status"] for e in results["resumed_from"]] == ["interrupted"]
     assert "--resume" not in first["command"] and "--resume" in results["command"]
     assert "resumed (--resume): runs of 1 earlier invocation" in (out / RESULTS_MD).read_text()
+
+
+class SysExitOnTerm:
+    """A plan session that, like ray.init, sets a SIGTERM handler calling sys.exit (and leaves it set)."""
+
+    def __enter__(self):
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_sigterm_stops_a_benchmark_as_ctrl_c_does_and_the_handler_is_put_back(tmp_path):
+    # A benchmark started with `&` from a script ignores SIGINT: `kill PID` must keep what finished,
+    # even inside a session whose ray.init set its own SIGTERM handler.
+    def survive(signum, frame):  # the test's own handler: a regression fails the test, not pytest
+        survived.append(signum)
+
+    survived = []
+    previous = signal.signal(signal.SIGTERM, survive)
+    try:
+        out, calls = tmp_path / "out", []
+        bench = resumable_benchmark(calls, terminate_at=("a", 1))
+        plan = bench.plan
+        bench = replace(bench, plan=lambda args: replace(plan(args), session=lambda c, r: SysExitOnTerm()))
+        t0 = time.monotonic()
+        assert harness.main(bench, ["--seeds", "2", "--out", str(out), "--no-mlflow"]) == 1
+        assert time.monotonic() - t0 < 5 and not survived
+        results = json.loads((out / RESULTS_JSON).read_text())
+        assert results["status"] == "interrupted"
+        assert [(r["contender"], r["seed"]) for r in results["runs"]] == [("a", 0), ("b", 0)]
+        assert signal.getsignal(signal.SIGTERM) is survive  # put back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_resume_runs_failed_runs_again_and_may_add_seeds(tmp_path):

@@ -2,12 +2,13 @@
 
 bsuite (bsuite/environments/deep_sea.py): an episode is bad when the agent
 chooses left while on the diagonal (row == column); the run is solved at the
-first episode where bad episodes / episodes < 0.8 (experiments/deep_sea/analysis.py).
+first episode where bad episodes / episodes < 0.9 (experiments/deep_sea/analysis.py; 0.8 before its 2022 fix).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from functools import partial
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import deep_sea  # noqa: E402
+import deep_sea_scaling  # noqa: E402
 import harness  # noqa: E402
 from harness.rllib import with_callback  # noqa: E402
 
@@ -245,6 +247,7 @@ def test_plan_defaults_follow_the_issue_and_sizes_go_up():
         ("boot_dqn", 10, 10_000), ("eps_dqn", 10, 10_000), ("boot_dqn", 20, 10_000), ("eps_dqn", 20, 10_000)]
     assert plan.implied_failure is not None and plan.target == 0.9
     assert deep_sea.plan(parse("--run-all-sizes")).implied_failure is None
+    assert list(deep_sea.plan(parse("--seeds", "2", "--first-seed", "3")).seeds) == [3, 4]
 
 
 # The report ----------------------------------------------------------------------------------------------------------
@@ -322,3 +325,58 @@ def test_the_callback_builds_the_env_from_the_whole_env_config(env):
     callback.on_episode_end(episode=last, prev_episode_chunks=prev, env_runner=runner, metrics_logger=logger,
                             env=None, env_index=0)
     assert callback._env.stochastic and logger.peek(deep_sea.NUM_BAD_EPISODES_LIFETIME) == 1
+
+
+# deep_sea_scaling.py: several results files, one fit --------------------------------------------------------------
+
+
+def test_scaling_pools_sizes_of_several_results_files_and_fits_them_all(tmp_path, capsys):
+
+    first = results_of([r for r in RUNS if r["group"]["size"] != 8])
+    later = results_of([run("boot_dqn", 8, 0, 300), run("boot_dqn", 8, 1, 500), run("boot_dqn", 32, 0, 2000),
+                        run("boot_dqn", 32, 1, None)])
+    later["contenders"] = [{"name": "boot_dqn", "label": "boot_dqn", "budget": 1000, "group": {"size": s}}
+                           for s in (8, 32)]
+    pool = deep_sea_scaling.pooled([first, later], contenders=["boot_dqn"])
+    md = deep_sea_scaling.render(pool)
+    # N = 8's median from the later file (300, 500: 400); N = 32's median run never solved: no point there.
+    assert "| boot_dqn | 8 | 2/2 | 300, 500 | 400 |" in md and "| boot_dqn | 32 | 1/2 | 2,000, never | never |" in md
+    slope = np.polyfit(np.log([4, 8, 16]), np.log([100, 400, 900]), 1)[0]
+    assert f"| boot_dqn | {slope:.2f} | " in md and "3 (N = 4, 8, 16)" in md
+    assert "eps_dqn" not in md
+
+    paths = []
+    for name, results in (("a", first), ("b", later)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(results))
+    assert deep_sea_scaling.main([*map(str, paths)]) == 0
+    assert "| eps_dqn | 4 | 1/2 | 200, never | never |" in capsys.readouterr().out
+
+
+def test_scaling_refuses_results_judged_differently_or_the_same_run_twice(tmp_path, capsys):
+
+    for field, value in (("bad_threshold", 0.9), ("budget_episodes", 2000)):
+        other = results_of([run("boot_dqn", 32, 0, 2000)])
+        other["settings"][field] = value
+        with pytest.raises(deep_sea_scaling.Mismatch, match="judged differently"):
+            deep_sea_scaling.pooled([results_of(RUNS), other])
+    with pytest.raises(deep_sea_scaling.Mismatch, match="boot_dqn at N = 4 seed 0 is in two"):
+        deep_sea_scaling.pooled([results_of(RUNS), results_of([run("boot_dqn", 4, 0, 200)])])
+    with pytest.raises(deep_sea_scaling.Mismatch, match="no runs of soft_q"):
+        deep_sea_scaling.pooled([results_of(RUNS)], contenders=["soft_q"])
+
+    def written(name, content):
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        return str(path)
+
+    running = {**results_of(RUNS), "status": "running"}
+    for path, message in ((written("bad.json", "{"), "bad.json: "),
+                          (written("list.json", "[1]"), "is not a benchmark harness results.json"),
+                          (written("other.json", {**results_of(RUNS), "benchmark": "pearl"}), "holds 'pearl' results"),
+                          (written("running.json", running), "is 'running', not finished")):
+        assert deep_sea_scaling.main([path]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert deep_sea_scaling.main([written("running.json", running), "--allow-unfinished"]) == 0
+    assert "running.json: running, 12 runs" in capsys.readouterr().out
