@@ -71,9 +71,8 @@ def pooled(results: Sequence[dict[str, Any]], *, contenders: Sequence[str] | Non
             runs.append(run)
     if not runs:
         raise Mismatch(f"no runs of {', '.join(contenders or [])} in the results")
-    # Declared order by N, so the tables go up in N whatever order the files came in.
-    order = sorted(declared.values(), key=lambda c: (c.get("group", {}).get("size", 0), c["name"]))
-    return {"runs": runs, "contenders": [c for c in order if contenders is None or c["name"] in contenders]}
+    # Labels and budgets; the order is render's (by contender, then N), whatever order the files came in.
+    return {"runs": runs, "contenders": list(declared.values())}
 
 
 def render(pool: dict[str, Any], sources: Sequence[tuple[Path, dict[str, Any]]] = ()) -> str:
@@ -84,7 +83,8 @@ def render(pool: dict[str, Any], sources: Sequence[tuple[Path, dict[str, Any]]] 
     summaries = sorted(harness.summarize(pool), key=lambda s: (s.contender, s.group["size"]))
     rows = []
     for s in summaries:
-        per_seed = ", ".join("never" if episodes(r) is None else f"{episodes(r):,}" for r in s.runs)
+        solved_at = [episodes(r) for r in s.runs]
+        per_seed = ", ".join("never" if e is None else f"{e:,}" for e in solved_at)
         median = episode_stats(s).median
         rows.append([s.label, str(s.group["size"]), f"{s.reached}/{len(s.runs)}", per_seed,
                      "never" if median is None else f"{median:,.0f}"])
