@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """DeepSea benchmark: episodes until solved, by bsuite's definition, against the size N (issue #8).
 
-Contenders: boot_dqn, epsilon-greedy DQN (boot_dqn's code with one head), RLlib's
-DQN, soft_q without a bonus, with a count bonus and with RND, and PPO without a bonus and with RND. Each trains
+Contenders: boot_dqn (its defaults, and with prior_fan_in=100), epsilon-greedy DQN
+(boot_dqn's code with one head), RLlib's DQN, soft_q without a bonus, with a
+count bonus and with RND, and PPO without a bonus and with RND. Each trains
 on `rlfrontier/DeepSea-v0` of size N (each seed its own action mapping, so
 seeds are different MDPs) for a budget of 10,000 episodes.
 
@@ -73,10 +74,11 @@ SIZES = (10, 20, 30, 40)
 # lifetime sum under env_runners, beside RLlib's num_episodes_lifetime.
 NUM_BAD_EPISODES_LIFETIME = "num_bad_episodes_lifetime"
 
-CONTENDERS = ("boot_dqn", "eps_dqn", "rllib_dqn", "soft_q", "soft_q_count", "soft_q_rnd", "ppo", "ppo_rnd")
+CONTENDERS = ("boot_dqn", "boot_dqn_prior100", "eps_dqn", "rllib_dqn", "soft_q", "soft_q_count", "soft_q_rnd", "ppo", "ppo_rnd")
 REFERENCE = "boot_dqn"
 LABELS = {
     "boot_dqn": "boot_dqn (rlfrontier: 10 heads, priors)",
+    "boot_dqn_prior100": "boot_dqn, prior_fan_in=100 (the prior's spread at a cell held at N = 10's)",
     "eps_dqn": "epsilon-greedy DQN (boot_dqn's code: 1 head, no prior)",
     "rllib_dqn": "RLlib DQN (epsilon-greedy)",
     "soft_q": "soft_q (Boltzmann policy, no bonus)",
@@ -222,6 +224,9 @@ def algorithm(contender: str, *, size: int, budget_episodes: int) -> tuple[str, 
     env_steps = budget_episodes * size  # every DeepSea episode lasts N steps
     return {
         "boot_dqn": ("boot_dqn", {}),
+        # The prior's first layer drawn for 100 inputs (DeepSea-10's width) at every N: with the default
+        # (the observation's N^2) its spread at a one-hot cell falls as 1/N (README, DeepSea).
+        "boot_dqn_prior100": ("boot_dqn", {"prior_fan_in": 100}),
         "eps_dqn": ("boot_dqn", {"num_heads": 1, "prior_scale": 0.0, "mask_prob": 1.0,
                                  "epsilon": _epsilon(env_steps)}),
         # RLlib's DQN with its tuned CartPole settings; the registry's module

@@ -40,6 +40,12 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
     prior_scale: 10 against bsuite's 3, for torch's smaller initial weights; README, DeepSea):
         num_heads: K, the ensemble size.
         prior_scale: beta, the weight of each head's fixed random prior (0: none).
+        prior_fan_in: the fan_in the prior's first layer is drawn for, uniform in
+            +-1/sqrt(prior_fan_in); None: the observation's width (torch's Linear).
+            On a one-hot observation one input is non-zero, so with None the
+            prior's spread at a state falls as 1/sqrt(width): 1/N on DeepSea's
+            N^2 cells. A fixed value keeps it across sizes: 100 is DeepSea-10's
+            width, where prior_scale 10 was chosen (README, DeepSea).
         zero_bias_init: every layer of the heads and of their priors starts
             with zero biases (as bsuite's agent), not torch's uniform ones.
         mask_prob: probability that a head trains on a transition (1: no bootstrap).
@@ -61,6 +67,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         super().__init__(algo_class=algo_class or BootDQN)
         self.num_heads = 10
         self.prior_scale = 10.0
+        self.prior_fan_in: int | None = None
         self.zero_bias_init = True
         self.mask_prob = 0.5
         self.epsilon: float | list = 0.0
@@ -88,6 +95,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         *,
         num_heads: int = NotProvided,
         prior_scale: float = NotProvided,
+        prior_fan_in: int | None = NotProvided,
         zero_bias_init: bool = NotProvided,
         mask_prob: float = NotProvided,
         epsilon: float | list = NotProvided,
@@ -99,7 +107,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         **kwargs,
     ) -> "BootDQNConfig":
         return super().training(
-            num_heads=num_heads, prior_scale=prior_scale, zero_bias_init=zero_bias_init, mask_prob=mask_prob, epsilon=epsilon,
+            num_heads=num_heads, prior_scale=prior_scale, prior_fan_in=prior_fan_in, zero_bias_init=zero_bias_init, mask_prob=mask_prob, epsilon=epsilon,
             hidden_sizes=hidden_sizes, tau=tau, target_update_interval=target_update_interval,
             huber_delta=huber_delta, double_q=double_q, **kwargs,
         )
@@ -107,6 +115,8 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
     def validate(self) -> None:
         check_range("num_heads", self.num_heads, 1, None, integer=True)
         check_range("prior_scale", self.prior_scale, 0.0, None)
+        if self.prior_fan_in is not None:
+            check_range("prior_fan_in", self.prior_fan_in, 1, None, integer=True)
         check_range("mask_prob", self.mask_prob, 0.0, 1.0, low_open=True)
         check_range("tau", self.tau, 0.0, 1.0, low_open=True)
         check_range("target_update_interval", self.target_update_interval, 1, None, integer=True)
@@ -131,6 +141,7 @@ class BootDQNConfig(bonuses.BonusFields, rewards.RewardTransformFields, offpolic
         return super()._model_config_auto_includes | {
             "num_heads": self.num_heads,
             "prior_scale": self.prior_scale,
+            "prior_fan_in": self.prior_fan_in,
             "zero_bias_init": self.zero_bias_init,
             "epsilon": self.epsilon,
             "hidden_sizes": list(self.hidden_sizes),

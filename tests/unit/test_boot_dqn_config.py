@@ -19,6 +19,7 @@ def test_defaults_validate_and_reach_the_module():
     model = cfg.model_config
     assert (model["num_heads"], model["prior_scale"], model["epsilon"]) == (10, 10.0, 0.0)
     assert model["zero_bias_init"] is True
+    assert model["prior_fan_in"] is None
     assert model["hidden_sizes"] == [64, 64]
 
 
@@ -59,12 +60,21 @@ def test_unknown_training_keyword_is_refused():
         ("training_intensity", 0.0),
         ("double_q", "yes"),
         ("zero_bias_init", 0),
+        ("prior_fan_in", 0),
+        ("prior_fan_in", 2.5),
+        ("prior_fan_in", True),
     ],
 )
 def test_out_of_range_values_name_the_field(field, value):
     with pytest.raises(BadInput) as info:
         config(**{field: value}).validate()
     assert field in str(info.value)
+
+
+def test_prior_fan_in_reaches_the_module():
+    cfg = config(prior_fan_in=100)
+    cfg.validate()
+    assert cfg.model_config["prior_fan_in"] == 100
 
 
 def test_epsilon_schedule_is_accepted_and_reaches_the_module():

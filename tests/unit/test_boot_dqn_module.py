@@ -115,6 +115,21 @@ def test_zero_bias_init_zeroes_every_bias_of_heads_and_priors_and_keeps_the_weig
     assert torch.count_nonzero(zero.q_all(torch.zeros(2, 6))) == 0
 
 
+def test_prior_fan_in_scales_the_priors_first_layer_and_nothing_else():
+    # OBS_SPACE is 6 wide: drawn for fan_in 24, the prior's first weights are sqrt(6 / 24) = 1/2 of torch's
+    # (the same draws, scaled), its other layers and the trained heads the same.
+    default, narrow = make_module(), make_module(prior_fan_in=24)
+    torch.testing.assert_close(narrow.prior.layers[0].weight, 0.5 * default.prior.layers[0].weight)
+    for a, b in zip(default.prior.layers[1:], narrow.prior.layers[1:]):
+        assert torch.equal(a.weight, b.weight)
+    for a, b in zip(default.qf.parameters(), narrow.qf.parameters()):
+        assert torch.equal(a, b)
+    # With zero biases the network is positively homogeneous: the prior's outputs scale alike, so on
+    # DeepSea prior_fan_in=100 is prior_scale * N / 10 of the default at every N.
+    x = obs()
+    torch.testing.assert_close(narrow.prior_q(x), 0.5 * default.prior_q(x))
+
+
 def test_prior_gets_no_gradient_and_is_in_the_state():
     module = make_module()
     module.forward_train({Columns.OBS: obs()})[Q_VALUES].sum().backward()

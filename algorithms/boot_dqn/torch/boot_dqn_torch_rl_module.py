@@ -28,7 +28,8 @@ PRIOR_Q = "prior_q"
 HEAD_ROWS = "head_rows"
 HEAD_KEEP = "head_keep"
 
-DEFAULT_MODEL_CONFIG = {"num_heads": 10, "hidden_sizes": [64, 64], "prior_scale": 10.0, "zero_bias_init": True, "epsilon": 0.0}
+DEFAULT_MODEL_CONFIG = {"num_heads": 10, "hidden_sizes": [64, 64], "prior_scale": 10.0, "prior_fan_in": None,
+                        "zero_bias_init": True, "epsilon": 0.0}
 
 
 class OneHotRows(NamedTuple):
@@ -93,12 +94,13 @@ def one_hot_rows(x: torch.Tensor) -> OneHotRows | None:
 class EnsembleLinear(nn.Module):
     """K independent linear layers applied in one batched matmul.
 
-    Each head is initialised like torch.nn.Linear (uniform in +-1/sqrt(fan_in)).
+    Each head is initialised like torch.nn.Linear (uniform in +-1/sqrt(fan_in)),
+    fan_in being in_dim unless given.
     """
 
-    def __init__(self, num_heads: int, in_dim: int, out_dim: int):
+    def __init__(self, num_heads: int, in_dim: int, out_dim: int, fan_in: int | None = None):
         super().__init__()
-        bound = 1.0 / math.sqrt(in_dim)
+        bound = 1.0 / math.sqrt(fan_in or in_dim)
         self.weight = nn.Parameter(torch.empty(num_heads, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(num_heads, 1, out_dim).uniform_(-bound, bound))
 
@@ -118,10 +120,14 @@ class EnsembleLinear(nn.Module):
 
 
 class EnsembleMLP(nn.Module):
-    def __init__(self, num_heads: int, in_dim: int, hidden_sizes: list[int], out_dim: int):
+    """K MLPs with ReLU between layers; input_fan_in: the fan_in the first layer is initialised for (None: in_dim)."""
+
+    def __init__(self, num_heads: int, in_dim: int, hidden_sizes: list[int], out_dim: int,
+                 input_fan_in: int | None = None):
         super().__init__()
         sizes = [in_dim, *hidden_sizes, out_dim]
-        self.layers = nn.ModuleList(EnsembleLinear(num_heads, a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(EnsembleLinear(num_heads, a, b, fan_in=input_fan_in if i == 0 else None)
+                                    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
@@ -151,8 +157,9 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
     heads vote (losses.vote).
 
     model_config keys: num_heads (int), hidden_sizes (list[int]), prior_scale
-    (float >= 0), zero_bias_init (bool: every layer's bias starts at 0),
-    epsilon (float, or [[env_step, value], ...]).
+    (float >= 0), prior_fan_in (int or None: the fan_in the prior's first
+    layer is drawn for, BootDQNConfig), zero_bias_init (bool: every layer's
+    bias starts at 0), epsilon (float, or [[env_step, value], ...]).
     """
 
     def setup(self):
@@ -166,7 +173,8 @@ class BootDQNTorchRLModule(TorchRLModule, QNetAPI, TargetNetworkAPI, InferenceOn
         self.prior_scale = float(cfg["prior_scale"])
         self.epsilon = cfg["epsilon"]
         self.qf = EnsembleMLP(self.num_heads, obs_dim, hidden, self.num_actions)
-        self.prior = EnsembleMLP(self.num_heads, obs_dim, hidden, self.num_actions).requires_grad_(False)
+        self.prior = EnsembleMLP(self.num_heads, obs_dim, hidden, self.num_actions,
+                                 input_fan_in=cfg["prior_fan_in"]).requires_grad_(False)
         if cfg["zero_bias_init"]:
             # Zero biases at the start, as bsuite's Sonnet MLPs: the heads' and the priors' outputs are then all
             # state-dependent. With torch's uniform biases the bias path dominates a wide one-hot input's (N^2
