@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """DeepSea benchmark: episodes until solved, by bsuite's definition, against the size N (issue #8).
 
-Contenders: boot_dqn (its defaults, and with prior_fan_in=100), epsilon-greedy DQN
+Contenders: boot_dqn (its defaults, with prior_fan_in=100, and with bsuite's own
+agent's settings), epsilon-greedy DQN
 (boot_dqn's code with one head), RLlib's DQN, soft_q without a bonus, with a
 count bonus and with RND, and PPO without a bonus and with RND. Each trains
 on `rlfrontier/DeepSea-v0` of size N (each seed its own action mapping, so
@@ -74,11 +75,12 @@ SIZES = (10, 20, 30, 40)
 # lifetime sum under env_runners, beside RLlib's num_episodes_lifetime.
 NUM_BAD_EPISODES_LIFETIME = "num_bad_episodes_lifetime"
 
-CONTENDERS = ("boot_dqn", "boot_dqn_prior100", "eps_dqn", "rllib_dqn", "soft_q", "soft_q_count", "soft_q_rnd", "ppo", "ppo_rnd")
+CONTENDERS = ("boot_dqn", "boot_dqn_prior100", "boot_dqn_bsuite", "eps_dqn", "rllib_dqn", "soft_q", "soft_q_count", "soft_q_rnd", "ppo", "ppo_rnd")
 REFERENCE = "boot_dqn"
 LABELS = {
     "boot_dqn": "boot_dqn (rlfrontier: 10 heads, priors)",
     "boot_dqn_prior100": "boot_dqn, prior_fan_in=100 (the prior's spread at a cell held at N = 10's)",
+    "boot_dqn_bsuite": "boot_dqn, bsuite's agent's settings (20 heads, no masks, max-Q squared error, 2 x 50, prior 17.6)",
     "eps_dqn": "epsilon-greedy DQN (boot_dqn's code: 1 head, no prior)",
     "rllib_dqn": "RLlib DQN (epsilon-greedy)",
     "soft_q": "soft_q (Boltzmann policy, no bonus)",
@@ -219,6 +221,10 @@ def _epsilon(env_steps: int) -> list[list[float]]:
     return [[0, 1.0], [env_steps // 2, 0.05]]
 
 
+BSUITE_AGENT = {"num_heads": 20, "mask_prob": 1.0, "double_q": False, "huber_delta": None,
+                "hidden_sizes": [50, 50], "prior_scale": 17.6}
+
+
 def algorithm(contender: str, *, size: int, budget_episodes: int) -> tuple[str, dict[str, Any]]:
     """The registry algorithm and the overrides (`rlfrontier train ALGO --set ...`) of a contender."""
     env_steps = budget_episodes * size  # every DeepSea episode lasts N steps
@@ -227,6 +233,12 @@ def algorithm(contender: str, *, size: int, budget_episodes: int) -> tuple[str, 
         # The prior's first layer drawn for 100 inputs (DeepSea-10's width) at every N: with the default
         # (the observation's N^2) its spread at a one-hot cell falls as 1/N (README, DeepSea).
         "boot_dqn_prior100": ("boot_dqn", {"prior_fan_in": 100}),
+        # bsuite's JAX agent (bsuite/baselines/jax/boot_dqn/agent.py, `default_agent`): 20 heads, every head
+        # on every transition (mask_prob 1.0), a max-Q target with squared error, 2 x 50 units, prior_scale 5
+        # on Haiku's TruncatedNormal(1/sqrt(fan_in)) weights (std 0.88/sqrt(fan_in) against torch's uniform
+        # 0.58/sqrt(fan_in): 1.52x a layer, 3.5x through three layers with zero biases, so 5 x 3.5 = 17.6 here).
+        # Its prior's first layer is drawn for the observation's width, as the default's (prior_fan_in unset).
+        "boot_dqn_bsuite": ("boot_dqn", dict(BSUITE_AGENT)),
         "eps_dqn": ("boot_dqn", {"num_heads": 1, "prior_scale": 0.0, "mask_prob": 1.0,
                                  "epsilon": _epsilon(env_steps)}),
         # RLlib's DQN with its tuned CartPole settings; the registry's module

@@ -220,6 +220,9 @@ def test_contenders_are_the_issues_six_and_the_bonuses_baselines_built_through_t
     algo, overrides = deep_sea.algorithm("eps_dqn", size=10, budget_episodes=100)
     assert algo == "boot_dqn" and overrides["epsilon"] == [[0, 1.0], [500, 0.05]]  # half of 100 x 10 env steps
     assert deep_sea.algorithm("boot_dqn_prior100", size=10, budget_episodes=100) == ("boot_dqn", {"prior_fan_in": 100})
+    algo, overrides = deep_sea.algorithm("boot_dqn_bsuite", size=10, budget_episodes=100)
+    assert algo == "boot_dqn" and overrides["num_heads"] == 20 and overrides["mask_prob"] == 1.0
+    assert overrides["double_q"] is False and overrides["huber_delta"] is None and "prior_fan_in" not in overrides
     assert set(deep_sea.CONTENDERS) == set(deep_sea.LABELS)
 
 
