@@ -345,6 +345,19 @@ def episode_stats(s: harness.Summary) -> harness.Stats:
     return harness.censored_stats([episodes(r) for r in s.runs])
 
 
+def first_find(run: dict[str, Any]) -> int | None:
+    """Episodes to the first find: the episode count at the end of the first iteration in which some
+    training episode was not bad (it stayed on the diagonal, i.e. took the all-right path to the
+    treasure); None when every episode of the run was bad. Solving follows it by the episodes it takes
+    to bring the bad share under the threshold, so this is the discovery part of episodes to solve."""
+    return next((int(p["episodes"]) for p in run.get("points") or []
+                 if "bad_episodes" in p and p["bad_episodes"] < p["episodes"]), None)
+
+
+def first_find_stats(s: harness.Summary) -> harness.Stats:
+    return harness.censored_stats([first_find(r) for r in s.runs])
+
+
 def episodes_per_iteration(s: harness.Summary) -> float | None:
     """The granularity of episodes to solve: episodes per train() iteration, median over the runs."""
     rates = [r["points"][-1]["episodes"] / len(r["points"]) for r in s.runs
@@ -407,12 +420,15 @@ def render(results: dict[str, Any]) -> str:
         harness.STEPS_PER_S,
     ]
     if bsuite:
+        columns.append(harness.Column("episodes to the first find: median (min–max)",
+                                      lambda s: harness.fmt_stats(first_find_stats(s))))
         columns.append(harness.Column("episodes / iteration", lambda s: harness.fmt(episodes_per_iteration(s))))
         criterion = (
             f"Budget per run: {settings['budget_episodes']:,} episodes (x N env steps). Solved (bsuite, "
             "deep_sea/analysis.py `find_solution`): the first episode count at which bad training episodes / "
             f"episodes < {settings['bad_threshold']}, where an episode is bad when the agent chose left on the "
             "diagonal; checked after every iteration, so the granularity is one iteration (last column). "
+            "The first find: the first iteration with an episode that was not bad (the all-right path). "
             "Medians count a run that never solved as slowest (never: the median run did not solve); a run "
             "not run because the same contender and seed did not solve a smaller N counts as never.")
     else:

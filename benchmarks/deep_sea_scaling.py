@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import harness
 from harness.runner import load_results
 from harness.stats import group_key
-from deep_sea import CONTENDERS, bsuite_results, episode_stats, episodes, slope_table
+from deep_sea import CONTENDERS, bsuite_results, episode_stats, episodes, first_find, slope_table
 
 
 class Mismatch(ValueError):
@@ -85,14 +85,15 @@ def render(pool: dict[str, Any], sources: Sequence[tuple[Path, dict[str, Any]]] 
     for s in summaries:
         solved_at = [episodes(r) for r in s.runs]
         per_seed = ", ".join("never" if e is None else f"{e:,}" for e in solved_at)
+        found = ", ".join("never" if e is None else f"{e:,}" for e in map(first_find, s.runs))
         median = episode_stats(s).median
         rows.append([s.label, str(s.group["size"]), f"{s.reached}/{len(s.runs)}", per_seed,
-                     "never" if median is None else f"{median:,.0f}"])
+                     "never" if median is None else f"{median:,.0f}", found])
     return "\n".join([
         *lines,
         *([""] if lines else []),
-        harness.markdown_table(["contender", "N", "solved", "episodes to solve (by seed)", "median"], rows,
-                               ["---", "---:", "---:", "---", "---:"]),
+        harness.markdown_table(["contender", "N", "solved", "episodes to solve (by seed)", "median",
+                                "first find (by seed)"], rows, ["---", "---:", "---:", "---", "---:", "---"]),
         "",
         slope_table(summaries),
     ]) + "\n"

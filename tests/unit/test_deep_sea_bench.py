@@ -315,6 +315,27 @@ def test_episodes_to_solve_is_the_episode_count_at_the_solving_point():
     assert deep_sea.episodes(old) == 200
 
 
+def test_the_first_find_is_the_first_iteration_with_an_episode_that_was_not_bad(capsys):
+    r = run("boot_dqn", 4, 0, 500)
+    for p in r["points"][:2]:
+        p["bad_episodes"] = p["episodes"]  # iterations 1-2: every episode bad
+    assert deep_sea.first_find(r) == 300 and deep_sea.episodes(r) == 500
+    never = run("eps_dqn", 4, 1, None)
+    for p in never["points"]:
+        p["bad_episodes"] = p["episodes"]
+    assert deep_sea.first_find(never) is None
+    assert deep_sea.first_find(run("eps_dqn", 8, 1, None, implied="not solved at N=4")) is None
+    results = results_of([r, run("boot_dqn", 4, 1, 300), never])  # seed 1: found at 100, solved at 300
+    stats = [deep_sea.first_find_stats(x) for x in harness.summarize(results)]
+    assert [(x.median, x.min, x.max) for x in stats] == [(200, 100, 300), (None, None, None)]
+    md = deep_sea.render(results)
+    assert "episodes to the first find: median (min–max)" in md
+    assert "| 4 | boot_dqn | 2/2 | 400 (300–500) | 40.0 (30.0–50.0) | 40 | 200 (100–300) | 100 |" in md
+    scaling = deep_sea_scaling.render(deep_sea_scaling.pooled([results]))
+    assert "| boot_dqn | 4 | 2/2 | 500, 300 | 400 | 300, 100 |" in scaling
+    assert "| eps_dqn | 4 | 0/1 | never | never | never |" in scaling
+
+
 def test_the_callback_builds_the_env_from_the_whole_env_config(env):
     import inspect
 
