@@ -76,6 +76,11 @@ SIZES = (10, 20, 30, 40)
 NUM_BAD_EPISODES_LIFETIME = "num_bad_episodes_lifetime"
 
 CONTENDERS = ("boot_dqn", "boot_dqn_prior100", "boot_dqn_bsuite", "eps_dqn", "rllib_dqn", "soft_q", "soft_q_count", "soft_q_rnd", "ppo", "ppo_rnd")
+# Ablations of boot_dqn_bsuite (not run by default: `--contenders bsuite_no_...`): bsuite's settings with
+# one of the six put back to boot_dqn's default, which shows what each is worth.
+BOOT_DQN_DEFAULTS = {"num_heads": 10, "mask_prob": 0.5, "double_q": True, "huber_delta": 1.0,
+                     "hidden_sizes": [64, 64], "prior_scale": 10.0}
+ABLATIONS = {f"bsuite_but_{key}": key for key in BOOT_DQN_DEFAULTS}
 REFERENCE = "boot_dqn"
 LABELS = {
     "boot_dqn": "boot_dqn (rlfrontier: 10 heads, priors)",
@@ -89,6 +94,8 @@ LABELS = {
     "ppo": "PPO (no bonus)",
     "ppo_rnd": "PPO + RND (beta 2000)",
 }
+LABELS.update({name: f"boot_dqn_bsuite but {key}={BOOT_DQN_DEFAULTS[key]} (boot_dqn's default)"
+               for name, key in ABLATIONS.items()})
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deep_sea"
 PLOT = "episodes_to_solve.png"
 
@@ -228,6 +235,9 @@ BSUITE_AGENT = {"num_heads": 20, "mask_prob": 1.0, "double_q": False, "huber_del
 def algorithm(contender: str, *, size: int, budget_episodes: int) -> tuple[str, dict[str, Any]]:
     """The registry algorithm and the overrides (`rlfrontier train ALGO --set ...`) of a contender."""
     env_steps = budget_episodes * size  # every DeepSea episode lasts N steps
+    if contender in ABLATIONS:
+        key = ABLATIONS[contender]
+        return "boot_dqn", {**BSUITE_AGENT, key: BOOT_DQN_DEFAULTS[key]}
     return {
         "boot_dqn": ("boot_dqn", {}),
         # The prior's first layer drawn for 100 inputs (DeepSea-10's width) at every N: with the default
@@ -287,7 +297,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--first-seed", type=harness.non_negative_int, default=0,
                    help="the first seed (default 0): more seeds of a size go in their own --out folder, "
                         "pooled by deep_sea_scaling.py")
-    p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
+    p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=[*CONTENDERS, *ABLATIONS],
+                   help="default: all but the ablations of boot_dqn_bsuite (bsuite_but_FIELD: bsuite's settings "
+                        "with FIELD at boot_dqn's default)")
     p.add_argument("--episodes", type=harness.positive_int, default=NUM_EPISODES,
                    help=f"budget per run in episodes (= this x N env steps; bsuite: {NUM_EPISODES:,})")
     p.add_argument("--run-all-sizes", dest="implied", action="store_false",

@@ -223,7 +223,21 @@ def test_contenders_are_the_issues_six_and_the_bonuses_baselines_built_through_t
     algo, overrides = deep_sea.algorithm("boot_dqn_bsuite", size=10, budget_episodes=100)
     assert algo == "boot_dqn" and overrides["num_heads"] == 20 and overrides["mask_prob"] == 1.0
     assert overrides["double_q"] is False and overrides["huber_delta"] is None and "prior_fan_in" not in overrides
-    assert set(deep_sea.CONTENDERS) == set(deep_sea.LABELS)
+    assert set(deep_sea.CONTENDERS) | set(deep_sea.ABLATIONS) == set(deep_sea.LABELS)
+
+
+def test_each_ablation_puts_one_of_bsuites_settings_back_to_boot_dqns_default():
+    from algorithms.boot_dqn.boot_dqn import BootDQNConfig
+
+    defaults = BootDQNConfig()
+    assert deep_sea.BOOT_DQN_DEFAULTS == {key: getattr(defaults, key) for key in deep_sea.BOOT_DQN_DEFAULTS}
+    assert set(deep_sea.BOOT_DQN_DEFAULTS) == set(deep_sea.BSUITE_AGENT)
+    for name, key in deep_sea.ABLATIONS.items():
+        algo, overrides = deep_sea.algorithm(name, size=10, budget_episodes=100)
+        differ = {k for k in overrides if overrides[k] != deep_sea.BSUITE_AGENT[k]}
+        assert algo == "boot_dqn" and differ == {key} and overrides[key] == getattr(defaults, key)
+    assert parse("--contenders", "bsuite_but_num_heads").contenders == ["bsuite_but_num_heads"]
+    assert not set(parse().contenders) & set(deep_sea.ABLATIONS)  # not run by default
 
 
 def test_ppo_rnd_is_skipped_when_the_registry_says_ppo_takes_no_rnd(monkeypatch):
