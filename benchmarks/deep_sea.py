@@ -81,6 +81,8 @@ CONTENDERS = ("boot_dqn", "boot_dqn_prior100", "boot_dqn_bsuite", "eps_dqn", "rl
 BOOT_DQN_DEFAULTS = {"num_heads": 10, "mask_prob": 0.5, "double_q": True, "huber_delta": 1.0,
                      "hidden_sizes": [64, 64], "prior_scale": 10.0}
 ABLATIONS = {f"bsuite_but_{key}": key for key in BOOT_DQN_DEFAULTS}
+# And the other way round: boot_dqn's defaults with one of bsuite's (the one whose ablation cost the most).
+ADDITIONS = {"boot_dqn_no_masks": {"mask_prob": 1.0}}
 REFERENCE = "boot_dqn"
 LABELS = {
     "boot_dqn": "boot_dqn (rlfrontier: 10 heads, priors)",
@@ -96,6 +98,7 @@ LABELS = {
 }
 LABELS.update({name: f"boot_dqn_bsuite but {key}={BOOT_DQN_DEFAULTS[key]} (boot_dqn's default)"
                for name, key in ABLATIONS.items()})
+LABELS["boot_dqn_no_masks"] = "boot_dqn, mask_prob=1.0 (every head on every transition, as bsuite's agent)"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "deep_sea"
 PLOT = "episodes_to_solve.png"
 
@@ -235,6 +238,8 @@ BSUITE_AGENT = {"num_heads": 20, "mask_prob": 1.0, "double_q": False, "huber_del
 def algorithm(contender: str, *, size: int, budget_episodes: int) -> tuple[str, dict[str, Any]]:
     """The registry algorithm and the overrides (`rlfrontier train ALGO --set ...`) of a contender."""
     env_steps = budget_episodes * size  # every DeepSea episode lasts N steps
+    if contender in ADDITIONS:
+        return "boot_dqn", dict(ADDITIONS[contender])
     if contender in ABLATIONS:
         key = ABLATIONS[contender]
         return "boot_dqn", {**BSUITE_AGENT, key: BOOT_DQN_DEFAULTS[key]}
@@ -297,9 +302,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--first-seed", type=harness.non_negative_int, default=0,
                    help="the first seed (default 0): more seeds of a size go in their own --out folder, "
                         "pooled by deep_sea_scaling.py")
-    p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=[*CONTENDERS, *ABLATIONS],
+    p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=[*CONTENDERS, *ABLATIONS, *ADDITIONS],
                    help="default: all but the ablations of boot_dqn_bsuite (bsuite_but_FIELD: bsuite's settings "
-                        "with FIELD at boot_dqn's default)")
+                        "with FIELD at boot_dqn's default) and boot_dqn_no_masks")
     p.add_argument("--episodes", type=harness.positive_int, default=NUM_EPISODES,
                    help=f"budget per run in episodes (= this x N env steps; bsuite: {NUM_EPISODES:,})")
     p.add_argument("--run-all-sizes", dest="implied", action="store_false",

@@ -223,7 +223,8 @@ def test_contenders_are_the_issues_six_and_the_bonuses_baselines_built_through_t
     algo, overrides = deep_sea.algorithm("boot_dqn_bsuite", size=10, budget_episodes=100)
     assert algo == "boot_dqn" and overrides["num_heads"] == 20 and overrides["mask_prob"] == 1.0
     assert overrides["double_q"] is False and overrides["huber_delta"] is None and "prior_fan_in" not in overrides
-    assert set(deep_sea.CONTENDERS) | set(deep_sea.ABLATIONS) == set(deep_sea.LABELS)
+    assert set(deep_sea.CONTENDERS) | set(deep_sea.ABLATIONS) | set(deep_sea.ADDITIONS) == set(deep_sea.LABELS)
+    assert deep_sea.algorithm("boot_dqn_no_masks", size=10, budget_episodes=100) == ("boot_dqn", {"mask_prob": 1.0})
 
 
 def test_each_ablation_puts_one_of_bsuites_settings_back_to_boot_dqns_default():
@@ -237,7 +238,7 @@ def test_each_ablation_puts_one_of_bsuites_settings_back_to_boot_dqns_default():
         differ = {k for k in overrides if overrides[k] != deep_sea.BSUITE_AGENT[k]}
         assert algo == "boot_dqn" and differ == {key} and overrides[key] == getattr(defaults, key)
     assert parse("--contenders", "bsuite_but_num_heads").contenders == ["bsuite_but_num_heads"]
-    assert not set(parse().contenders) & set(deep_sea.ABLATIONS)  # not run by default
+    assert not set(parse().contenders) & {*deep_sea.ABLATIONS, *deep_sea.ADDITIONS}  # not run by default
 
 
 def test_ppo_rnd_is_skipped_when_the_registry_says_ppo_takes_no_rnd(monkeypatch):
