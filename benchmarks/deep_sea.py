@@ -76,7 +76,7 @@ SIZES = (10, 20, 30, 40)
 NUM_BAD_EPISODES_LIFETIME = "num_bad_episodes_lifetime"
 
 CONTENDERS = ("boot_dqn", "boot_dqn_prior100", "boot_dqn_bsuite", "eps_dqn", "rllib_dqn", "soft_q", "soft_q_count", "soft_q_rnd", "ppo", "ppo_rnd")
-# Ablations of boot_dqn_bsuite (not run by default: `--contenders bsuite_no_...`): bsuite's settings with
+# Ablations of boot_dqn_bsuite (not run by default: `--contenders bsuite_but_...`): bsuite's settings with
 # one of the six put back to boot_dqn's default, which shows what each is worth.
 BOOT_DQN_DEFAULTS = {"num_heads": 10, "mask_prob": 0.5, "double_q": True, "huber_delta": 1.0,
                      "hidden_sizes": [64, 64], "prior_scale": 10.0}
